@@ -1,0 +1,202 @@
+"""CLIP models: load one by name or from a file, or make a tiny random one for tests.
+
+Every CLIP in the project comes from here as a frozen float32 `clip.model.CLIP` in eval mode, so
+callers never deal with fp16 weights, TorchScript graphs or trainable CLIP parameters. The
+architecture is always read off the checkpoint's own shapes (`clip.model.build_model`).
+
+The model's encoders take `encode_image([N,3,R,R])` with R = `clip_input_resolution(model)`,
+normalised by CLIP's mean/std, and `encode_text([N,77] int64 tokens from clip.tokenize)`; both
+return `[N,embed_dim]` unnormalised embeddings.
+"""
+
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from nada_utils.errors import NadaError
+
+# Keys every CLIP state dict has, ViT or ResNet; build_model reads the text tower's shape from them.
+_CLIP_KEYS = ("visual.conv1.weight", "text_projection", "token_embedding.weight",
+              "positional_embedding", "ln_final.weight")
+# OpenAI's traced archives store these scalars as tensors; they are not parameters of the eager model.
+_ARCHIVE_EXTRAS = ("input_resolution", "context_length", "vocab_size")
+
+
+def _import_clip():
+    """Import `clip`, hiding the pkg_resources deprecation warning its import always triggers."""
+    with warnings.catch_warnings():
+        # clip 2.6.0 does `from pkg_resources import packaging`; the warning is about clip, not us.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        import clip
+    return clip
+
+
+def _clip_download_root() -> Path:
+    """Where `clip.load` keeps downloaded weights: `$NADA_CACHE/clip`, read at call time."""
+    return Path(os.environ.get("NADA_CACHE", "~/.cache/nada")).expanduser() / "clip"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, short enough to quote inside a NadaError."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a frozen float32 CLIP from an OpenAI model name or a checkpoint file.
+
+    Args:
+        name_or_path: a name from `clip.available_models()` ("ViT-B/32", "RN50", ...), downloaded into
+            `$NADA_CACHE/clip`; or a path to a `torch.save`d state dict (bare, or under "state_dict" /
+            "model") or to a TorchScript archive such as OpenAI's own `.pt` files.
+        device: where the returned model lives.
+
+    Returns:
+        A `clip.model.CLIP` in eval mode whose parameters have `requires_grad=False`; gradients still
+        flow through it to its inputs.
+
+    Raises:
+        NadaError: unknown name, missing or unreadable file, a checkpoint that is not CLIP, or a
+            failed download.
+    """
+    clip = _import_clip()
+    if isinstance(name_or_path, str) and name_or_path in clip.available_models():
+        model = _load_named(clip, name_or_path)
+    else:
+        model = _build(clip, _read_state_dict(clip, name_or_path), str(name_or_path))
+    # build_model casts weights to fp16; losses and CLIP guidance here are computed in float32.
+    model = model.float().eval().requires_grad_(False)
+    return model.to(device)
+
+
+def clip_input_resolution(model: torch.nn.Module) -> int:
+    """The side R of the square `[N,3,R,R]` images the model's image encoder expects."""
+    return int(model.visual.input_resolution)
+
+
+def _load_named(clip, name: str) -> torch.nn.Module:
+    """Load an OpenAI model through `clip.load`, which downloads it and checks its sha256."""
+    root = _clip_download_root()
+    try:
+        model, _preprocess = clip.load(name, device="cpu", jit=False, download_root=str(root))
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        # OSError covers URLError (offline) and disk errors; RuntimeError a checksum mismatch.
+        from clip.clip import _MODELS
+        url = _MODELS[name]
+        target = root / os.path.basename(url)
+        raise NadaError(
+            f"could not load CLIP model {name!r} ({_first_line(exc)}); clip keeps it at {target} - "
+            f"without internet, download {url} elsewhere and copy it to {target}"
+        ) from exc
+    return model
+
+
+def _looks_like_path(text: str) -> bool:
+    """Whether a string that is not a model name was meant as a file path (for the error message)."""
+    path = Path(text).expanduser()
+    return bool(path.suffix) or text.startswith((".", "/", "~")) or (os.sep in text and path.parent.is_dir())
+
+
+def _read_state_dict(clip, name_or_path: str | os.PathLike) -> dict:
+    """Read the tensors of a state-dict file or a TorchScript archive, refusing unsafe pickles."""
+    text = str(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        names = ", ".join(clip.available_models())
+        if isinstance(name_or_path, str) and not _looks_like_path(text):
+            raise NadaError(f"unknown CLIP model {text!r} and no file by that name; use one of {names}, "
+                            f"or a path to a CLIP checkpoint")
+        raise NadaError(f"CLIP checkpoint {text} does not exist; check the path, or use a model name ({names})")
+    if path.is_dir():
+        raise NadaError(f"CLIP checkpoint {text} is a directory; pass the .pt file inside it")
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():
+                # torch.jit is deprecated in favour of torch.export, but OpenAI ships TorchScript.
+                warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit")
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise NadaError(f"{text} looks like a TorchScript archive but cannot be read ({_first_line(exc)}); "
+                            f"it may be truncated - download it again") from exc
+    not_torch = (f"{text} is neither a PyTorch state dict nor a TorchScript archive; pass a file written "
+                 f"by torch.save(model.state_dict(), path) or an OpenAI CLIP .pt file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise NadaError(f"{text} needs unsafe unpickling (it stores Python objects, not just tensors) "
+                            f"and is refused; re-save it with torch.save(model.state_dict(), path)") from exc
+        raise NadaError(not_torch) from exc
+    except Exception as exc:
+        # On bytes that are not a checkpoint torch.load fails with KeyError, IndexError, EOFError, ...
+        raise NadaError(not_torch) from exc
+    if isinstance(obj, dict):
+        # Training checkpoints nest the weights under one of these keys.
+        nested = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)), None)
+        obj = obj if nested is None else nested
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise NadaError(not_torch)
+    return obj
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether a file is a TorchScript zip: torch.save zips have no `constants.pkl` and no `code/`."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        # Members sit under one top folder named after the archive, e.g. "ViT-B-32/code/...".
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+
+
+def _build(clip, state_dict: dict, shown: str) -> torch.nn.Module:
+    """Build a float32 CLIP whose architecture is read off the state dict's shapes."""
+    missing = [k for k in _CLIP_KEYS if k not in state_dict]
+    if missing:
+        raise NadaError(f"{shown} is not a CLIP checkpoint (it has no {', '.join(missing)}); pass an "
+                        f"OpenAI CLIP .pt file or a state dict of clip.model.CLIP")
+    weights = {k: v for k, v in state_dict.items() if k not in _ARCHIVE_EXTRAS}
+    try:
+        # build_model deletes keys from the dict it is given, so it gets a copy.
+        model = clip.model.build_model(dict(weights)).float()
+        # build_model loads into fp16 parameters, which rounds float32 weights; load them again exactly.
+        model.load_state_dict(weights)
+    except (KeyError, RuntimeError, AssertionError, ValueError, IndexError) as exc:
+        raise NadaError(f"{shown} is not a CLIP checkpoint that clip.model.build_model can rebuild "
+                        f"({type(exc).__name__}: {_first_line(exc)}); pass an unmodified CLIP checkpoint") from exc
+    return model
+
+
+def make_tiny_clip(*, embed_dim: int = 32, image_resolution: int = 32, vision_width: int = 64,
+                   vision_layers: int = 2, vision_patch_size: int = 8, transformer_width: int = 64,
+                   transformer_layers: int = 2, seed: int = 0) -> torch.nn.Module:
+    """Make a tiny random ViT CLIP (float32, eval, frozen) for tests and smoke runs.
+
+    It keeps CLIP's vocabulary (49408) and context length (77) so `clip.tokenize` output fits, and
+    its state dict rebuilds to the same architecture through `clip.model.build_model`. Same seed,
+    same weights; the global RNG is left untouched.
+
+    Args:
+        embed_dim: size of the joint embedding, the last dim of `encode_image` / `encode_text`.
+        image_resolution: input side R; must be a multiple of `vision_patch_size`.
+        vision_width, transformer_width: multiples of 64, since build_model infers heads = width // 64.
+    """
+    for field, width in (("vision_width", vision_width), ("transformer_width", transformer_width)):
+        if width <= 0 or width % 64:
+            raise ValueError(f"{field}={width} must be a positive multiple of 64 (heads = width // 64)")
+    if image_resolution % vision_patch_size:
+        raise ValueError(f"image_resolution={image_resolution} must be a multiple of "
+                         f"vision_patch_size={vision_patch_size}")
+    clip = _import_clip()
+    # CLIP initialises from the global RNG; seed a forked copy so callers' streams are not shifted.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = clip.model.CLIP(
+            embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+            context_length=77, vocab_size=49408, transformer_width=transformer_width,
+            transformer_heads=transformer_width // 64, transformer_layers=transformer_layers,
+        )
+    return model.float().eval().requires_grad_(False)

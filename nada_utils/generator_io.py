@@ -1,0 +1,183 @@
+"""Loading and saving generators: registry names, rosinality `.pt`, NVlabs `.pkl` (PyTorch and TF).
+
+Every source ends in the same place: a rosinality-layout state dict, an architecture read off its
+shapes, and a strict `load_state_dict` into our `Generator`. `.pt` files load with
+`weights_only=True`; `.pkl` files go through `safe_pickle`, so no file ever runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from . import registry
+from .errors import NadaError
+from .fileio import atomic_torch_save
+from .formats import nvlabs_pickle_generator, nvlabs_to_rosinality, tf_pickle_generator, tf_to_rosinality
+from .safe_pickle import restricted_load
+from .stylegan2 import Generator, default_channels
+
+FORMAT_VERSION = 1
+
+
+def arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
+    """Generator constructor arguments read off a rosinality state dict's key set and shapes."""
+    try:
+        n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
+        w_dim = sd["conv1.conv.modulation.weight"].shape[1]
+        c_dim = sd["embed.weight"].shape[1] if "embed.weight" in sd else 0
+        z_dim = sd["style.1.weight"].shape[1] - (w_dim if c_dim else 0)
+        num_blocks = len([k for k in sd if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
+        channels = {4: sd["input.input"].shape[1]}
+        for b in range(num_blocks):
+            channels[2 ** (b + 3)] = sd[f"convs.{2 * b}.conv.weight"].shape[1]
+    except KeyError as e:
+        raise NadaError(f"generator state dict is missing {e.args[0]}; it is not a complete StyleGAN2 generator") from None
+    return {"img_resolution": 4 * 2**num_blocks, "w_dim": w_dim, "z_dim": z_dim, "n_mlp": n_mlp,
+            "channels": channels, "c_dim": c_dim}
+
+
+def generator_from_state_dict(sd: dict[str, torch.Tensor], *, w_avg: torch.Tensor | None = None,
+                              arch: dict | None = None, source: str = "state dict") -> Generator:
+    """Build a Generator whose architecture matches `sd` and load `sd` into it strictly.
+
+    Only the constant blur kernels (derived from the architecture) may be absent. Any other missing
+    or unexpected key, or a shape that disagrees, is an error naming `source`.
+    """
+    arch = dict(arch or arch_from_state_dict(sd))
+    arch["channels"] = {int(k): int(v) for k, v in arch["channels"].items()}
+    try:
+        G = Generator(**arch)
+    except (ValueError, TypeError) as e:
+        raise NadaError(f"{source}: unsupported generator architecture ({e})") from None
+    expected = set(G.state_dict())
+    missing = sorted(expected - set(sd))
+    unexpected = sorted(set(sd) - expected)
+    missing = [k for k in missing if not k.endswith((".blur.kernel", ".upsample.kernel"))]
+    if missing or unexpected:
+        parts = ([f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})"] if missing else []) + \
+                ([f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})"] if unexpected else [])
+        raise NadaError(f"{source} does not match the StyleGAN2 layout: {'; '.join(parts)}")
+    try:
+        G.load_state_dict(sd, strict=False)
+    except RuntimeError as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
+        raise NadaError(f"{source} has tensors of the wrong shape: {first}") from None
+    with torch.no_grad():
+        if w_avg is not None:
+            if w_avg.numel() != G.w_dim:
+                raise NadaError(f"{source}: latent_avg has {w_avg.numel()} values, expected {G.w_dim}")
+            G.w_avg.copy_(w_avg.reshape(-1))
+            G.w_avg_source = "checkpoint"
+        else:
+            G.w_avg.copy_(G.estimate_w_avg())
+            G.w_avg_source = "estimated from 4096 random z"
+    return G.eval().requires_grad_(False)
+
+
+def _read_pt(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).splitlines()[0] if str(e) else "unsupported content"
+        raise NadaError(f"{path} needs unsafe unpickling to load and is refused ({reason[:120]}); "
+                        f"only plain tensor checkpoints are accepted") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise NadaError(f"{path} is truncated or not a PyTorch checkpoint ({type(e).__name__}); "
+                        f"re-download it or check the path") from None
+
+
+def _state_from_pt(obj, path: Path):
+    """(state dict, w_avg, arch) from the content of a .pt: rosinality dict, bare or NVlabs state dict."""
+    if not isinstance(obj, dict):
+        raise NadaError(f"{path} holds a {type(obj).__name__}, not a generator checkpoint; expected a rosinality .pt with 'g_ema'")
+    arch = None
+    if "g_ema" in obj:
+        meta = obj.get("nada") if isinstance(obj.get("nada"), dict) else {}
+        arch = meta.get("arch")
+        sd, w_avg = obj["g_ema"], obj.get("latent_avg")
+    else:
+        sd, w_avg = obj, None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise NadaError(f"{path} is not a generator state dict; expected a rosinality .pt with 'g_ema'")
+    if "conv1.conv.weight" in sd:
+        return sd, w_avg, arch
+    if "synthesis.b4.conv1.weight" in sd:
+        sd, w_avg = nvlabs_to_rosinality(sd)
+        return sd, w_avg, None
+    sample = ", ".join(list(sd)[:3]) or "none"
+    raise NadaError(f"{path} is not a StyleGAN2 generator (keys like {sample}); expected rosinality keys "
+                    f"(conv1.conv.weight) or NVlabs keys (synthesis.b4.conv1.weight)")
+
+
+def _state_from_pkl(path: Path):
+    data = restricted_load(path)
+    if isinstance(data, tuple):
+        sd, w_avg = tf_to_rosinality(tf_pickle_generator(data, path))
+    else:
+        sd, w_avg = nvlabs_to_rosinality(nvlabs_pickle_generator(data, path))
+    return sd, w_avg, None
+
+
+def resolve_source(source) -> Path:
+    """A local path for a registry name (downloading it if needed) or an existing file path."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_file():
+        return path
+    if str(source) in registry.REGISTRY:
+        from .download import fetch
+
+        return fetch(str(source))
+    if path.exists():
+        raise NadaError(f"{path} is a directory, not a checkpoint file")
+    if path.suffix or os.sep in str(source):
+        raise NadaError(f"checkpoint not found: {path}; check the path, or use a registry name ({', '.join(registry.REGISTRY)})")
+    raise NadaError(f"unknown generator {source!r}: not a file and not a registry name ({', '.join(registry.REGISTRY)})")
+
+
+def load_generator(source, *, device="cpu") -> Generator:
+    """Load a StyleGAN2 generator from a registry name, a rosinality `.pt` or an NVlabs `.pkl`.
+
+    Returns a frozen Generator in eval mode on `device`; `G.w_avg` holds the checkpoint's mean w
+    (estimated from random z when the file has none; `G.w_avg_source` says which).
+    """
+    path = resolve_source(source)
+    if path.suffix.lower() == ".pkl":
+        sd, w_avg, arch = _state_from_pkl(path)
+    else:
+        sd, w_avg, arch = _state_from_pt(_read_pt(path), path)
+    G = generator_from_state_dict(sd, w_avg=w_avg, arch=arch, source=str(path))
+    G.source = str(source)
+    return G.to(device)
+
+
+def generator_checkpoint(G: Generator) -> dict:
+    """The rosinality checkpoint dict of G: `g_ema`, `latent_avg`, and our architecture metadata."""
+    return {
+        "g_ema": {k: v.detach().cpu().clone() for k, v in G.state_dict().items()},
+        "latent_avg": G.w_avg.detach().cpu().clone(),
+        # Extra key ignored by rosinality tools; keeps settings that shapes cannot show (lr_mlp).
+        "nada": {"format_version": FORMAT_VERSION, "arch": G.arch},
+    }
+
+
+def save_generator(G: Generator, path) -> Path:
+    """Write G as a rosinality-format `.pt` (atomically) that other StyleGAN2 tools can load."""
+    return atomic_torch_save(generator_checkpoint(G), path)
+
+
+def random_generator(img_resolution: int, *, channel_multiplier: int = 2, channel_max: int = 512, n_mlp: int = 8,
+                     w_dim: int = 512, seed: int = 0) -> Generator:
+    """A generator with seeded random weights, for benchmarks and smoke tests of any size."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G = Generator(img_resolution, w_dim=w_dim, n_mlp=n_mlp,
+                      channels=default_channels(img_resolution, channel_multiplier, channel_max))
+        G.w_avg.copy_(G.estimate_w_avg(1024))
+    G.w_avg_source = "estimated from 1024 random z"
+    return G.eval().requires_grad_(False)

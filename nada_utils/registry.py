@@ -1,0 +1,185 @@
+"""The weight registry: which pretrained files exist, where they come from and where they live.
+
+Pure data and path logic. Nothing here touches the network; `nada_utils.download` does the fetching.
+A registry name can be used wherever a weight file is asked for; a plain file path works there too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nada_utils.errors import NadaError
+
+# The loaders that exist; WeightSpec.kind names one of them.
+KINDS = (
+    "generator-rosinality",
+    "generator-nvlabs-pkl",
+    "generator-tf-pkl",
+    "identity-irse50",
+    "encoder-e4e",
+)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One downloadable weight file and everything known about its origin."""
+
+    name: str  # registry key users type, e.g. "ffhq-1024"
+    filename: str  # the file name in the cache directory (and on the mirror)
+    kind: str  # which loader reads it; one of KINDS
+    gdrive_id: str | None  # Google Drive file id, fetched with gdown; None when no confirmed id
+    url: str | None  # direct HTTP(S) URL, tried before Google Drive
+    size: int | None  # exact size in bytes; None when not recorded (then only Content-Length is checked)
+    sha256: str | None  # hex digest; None when not recorded, never guessed
+    description: str  # one line for listings
+    notes: str = ""  # loader hints or caveats, e.g. "car-512: crop rows 64:448"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"WeightSpec {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+
+
+_ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+_TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
+
+
+def _ada(name: str, filename: str, description: str, notes: str = "") -> WeightSpec:
+    # StyleGAN2-ADA pickles embed their own source; the loader must unpickle them restrictedly.
+    return WeightSpec(
+        name=name,
+        filename=filename,
+        kind="generator-nvlabs-pkl",
+        gdrive_id=None,
+        url=_ADA_BASE + filename,
+        size=None,
+        sha256=None,
+        description=description,
+        notes=notes or "NVlabs StyleGAN2-ADA PyTorch pickle; size and checksum not recorded.",
+    )
+
+
+def _tf(name: str, filename: str, description: str, notes: str) -> WeightSpec:
+    return WeightSpec(
+        name=name,
+        filename=filename,
+        kind="generator-tf-pkl",
+        gdrive_id=None,
+        url=_TF_BASE + filename,
+        size=None,
+        sha256=None,
+        description=description,
+        notes=notes,
+    )
+
+
+_ENTRIES = [
+    WeightSpec(
+        name="ffhq-1024",
+        filename="stylegan2-ffhq-config-f.pt",
+        kind="generator-rosinality",
+        # Drive id from the pSp and e4e READMEs (same file the reference Colab fetches).
+        gdrive_id="1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT",
+        url="https://huggingface.co/akhaliq/OneshotCLIP-stylegan2-ffhq/resolve/main/stylegan2-ffhq-config-f.pt",
+        size=381_462_551,
+        sha256="bae494ef77e32a9cd1792a81a3c167692a0e64f6bcd8b06592ff42917e2ed46e",
+        description="StyleGAN2 FFHQ 1024x1024 config-f, rosinality format",
+        notes="Hugging Face mirror first, Google Drive as fallback.",
+    ),
+    _ada("afhq-cat", "afhqcat.pkl", "StyleGAN2-ADA AFHQ cat 512x512"),
+    _ada("afhq-dog", "afhqdog.pkl", "StyleGAN2-ADA AFHQ dog 512x512"),
+    _ada("afhq-wild", "afhqwild.pkl", "StyleGAN2-ADA AFHQ wild 512x512"),
+    _ada("metfaces", "metfaces.pkl", "StyleGAN2-ADA MetFaces 1024x1024"),
+    _ada(
+        "cifar10",
+        "cifar10.pkl",
+        "StyleGAN2-ADA CIFAR-10 32x32, class-conditional",
+        "NVlabs StyleGAN2-ADA PyTorch pickle; class-conditional (pass a class label); size and checksum not recorded.",
+    ),
+    _tf(
+        "church-256",
+        "stylegan2-church-config-f.pkl",
+        "StyleGAN2 LSUN church 256x256 config-f, NVlabs TensorFlow pickle",
+        "Original TensorFlow StyleGAN2 pickle; size and checksum not recorded.",
+    ),
+    _tf(
+        "car-512",
+        "stylegan2-car-config-f.pkl",
+        "StyleGAN2 LSUN car 512 config-f (512x384 images), NVlabs TensorFlow pickle",
+        "car-512: generator outputs 512x512 with padding; crop rows 64:448. Size and checksum not recorded.",
+    ),
+    _tf(
+        "horse-256",
+        "stylegan2-horse-config-f.pkl",
+        "StyleGAN2 LSUN horse 256x256 config-f, NVlabs TensorFlow pickle",
+        "Original TensorFlow StyleGAN2 pickle; size and checksum not recorded.",
+    ),
+    WeightSpec(
+        name="ir-se50",
+        filename="model_ir_se50.pth",
+        kind="identity-irse50",
+        # Drive id confirmed in both the pSp and the e4e README ("IR-SE50 Model").
+        gdrive_id="1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn",
+        url=None,
+        size=175_367_323,
+        sha256="a035c768259b98ab1ce0e646312f48b9e1e218197a0f80ac6765e88f8b6ddf28",
+        description="IR-SE50 ArcFace network for the identity loss (pSp release)",
+        notes="TreB1eN InsightFace weights as released by pSp; Google Drive only.",
+    ),
+    WeightSpec(
+        name="e4e-ffhq",
+        filename="e4e_ffhq_encode.pt",
+        kind="encoder-e4e",
+        # Drive id confirmed in the e4e README ("FFHQ Inversion").
+        gdrive_id="1cUv_reLE6k3604or78EranS7XzuVMWeO",
+        url=None,
+        size=1_201_649_680,
+        sha256="2ace1d9a8c05c10a399bcd500b8dda118f759ff1aac89dbdab7435f2136a0999",
+        description="e4e FFHQ encoder for inverting real images into W+",
+        notes="Holds the whole pSp/e4e model (encoder and decoder); Google Drive only.",
+    ),
+]
+
+REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _ENTRIES}
+
+
+def cache_dir() -> Path:
+    """Return the weight cache directory: `$NADA_CACHE`, else `~/.cache/nada`."""
+    # Read at call time so tests and notebooks can redirect the cache after import.
+    value = os.environ.get("NADA_CACHE")
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "nada"
+
+
+def get_spec(name: str) -> WeightSpec:
+    """Return the registry entry called `name`, or raise NadaError listing the known names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise NadaError(
+            f"unknown weight name {name!r}; known names: {known} "
+            "(where a file is accepted, a path to a local file works too)"
+        ) from None
+
+
+def local_path(name: str) -> Path:
+    """Return where the file for `name` lives in the cache (or should be put by hand)."""
+    return cache_dir() / get_spec(name).filename
+
+
+def is_present(name: str) -> bool:
+    """Return True when the file for `name` exists in the cache (no size or checksum check)."""
+    return local_path(name).is_file()
+
+
+def mirror_url(spec: WeightSpec) -> str | None:
+    """Return `$NADA_MIRROR/<filename>` when `NADA_MIRROR` is set, else None.
+
+    A mirror overrides every other source: for users behind a proxy or with a local copy server,
+    and for tests that must not leave 127.0.0.1.
+    """
+    base = os.environ.get("NADA_MIRROR")
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/{spec.filename}"

@@ -1,0 +1,157 @@
+"""A restricted unpickler for NVlabs `.pkl` checkpoints: it rebuilds tensors and arrays, and runs nothing.
+
+NVlabs pickles (StyleGAN2-ADA PyTorch and the original TensorFlow StyleGAN2) embed the Python source
+of their network classes, and a normal `pickle.load` executes that source. Here every global the file
+names is looked up in a short allow-list of constructors that only build data (tensors, numpy
+arrays, ordered dicts). Any other class becomes an inert `Opaque` record of its name and state, and
+NVlabs' `_reconstruct_persistent_obj` becomes a function that records the class name and state while
+ignoring the embedded source. Nothing from the file is imported, called or executed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import collections
+import io
+import pickle
+
+import torch
+
+from .errors import NadaError
+
+
+class Opaque(dict):
+    """Stand-in for any class a pickle names: it stores what the pickle gives it and does nothing.
+
+    It subclasses dict because pickled dict subclasses (e.g. NVlabs' EasyDict) are filled with
+    SETITEMS; list-like APPENDS go to `items`; constructor args and BUILD state are kept as data.
+    """
+
+    module = ""
+    name = ""
+
+    def __new__(cls, *args, **kwargs):
+        # NEWOBJ calls __new__ without __init__, so the record is set up here.
+        obj = dict.__new__(cls)
+        obj.args, obj.kwargs, obj.state, obj.items = args, kwargs, None, []
+        return obj
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def append(self, item):
+        self.items.append(item)
+
+    def extend(self, items):
+        self.items.extend(items)
+
+    def __repr__(self):
+        return f"Opaque({self.module}.{self.name})"
+
+
+class PersistentObject:
+    """What an NVlabs `persistent_class` object unpickles to here: its class name and its state."""
+
+    def __init__(self, class_name: str, state: dict):
+        self.class_name = class_name
+        self.state = state or {}
+
+    def __repr__(self):
+        return f"PersistentObject({self.class_name})"
+
+
+def _reconstruct_persistent(meta):
+    # NVlabs would exec(meta["module_src"]) here. We keep the data and drop the source unread.
+    if not isinstance(meta, dict):
+        raise pickle.UnpicklingError("malformed persistent object")
+    return PersistentObject(str(meta.get("class_name", "?")), meta.get("state"))
+
+
+def _load_storage_from_bytes(b: bytes):
+    # Tensors in a plain pickle carry their storage as a nested torch.save blob; read it safely too.
+    return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+
+
+def _encode_latin1(text: str, encoding: str = "latin1") -> bytes:
+    # Protocol-2 pickles store bytes as _codecs.encode(str, "latin1"); allow exactly that.
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+def _numpy_globals() -> dict:
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    table = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[(mod, "_reconstruct")] = multiarray._reconstruct
+        table[(mod, "scalar")] = multiarray.scalar
+    table[("numpy", "ndarray")] = np.ndarray
+    table[("numpy", "dtype")] = np.dtype
+    return table
+
+
+_TORCH_GLOBALS = {
+    ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("_codecs", "encode"): _encode_latin1,
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
+}
+if hasattr(torch._utils, "_rebuild_parameter_with_state"):
+    _TORCH_GLOBALS[("torch._utils", "_rebuild_parameter_with_state")] = torch._utils._rebuild_parameter_with_state
+for _dtype_name in ("float32", "float16", "float64", "bfloat16", "int64", "int32", "uint8", "bool"):
+    _TORCH_GLOBALS[("torch", _dtype_name)] = getattr(torch, _dtype_name)
+# Plain builtin containers and scalars; never getattr, eval, exec, __import__ or anything callable beyond these.
+_BUILTINS = {name: getattr(builtins, name) for name in ("set", "frozenset", "tuple", "list", "dict", "int", "float",
+                                                         "bool", "str", "bytes", "bytearray", "complex", "slice")}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves globals only through the allow-list above; other classes become `Opaque`."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self._allowed = dict(_TORCH_GLOBALS)
+        self._allowed.update(_numpy_globals())
+        self._opaque: dict[tuple[str, str], type] = {}
+
+    def find_class(self, module: str, name: str):
+        key = (module, name)
+        if key in self._allowed:
+            return self._allowed[key]
+        if module == "builtins" and name in _BUILTINS:
+            return _BUILTINS[name]
+        if module in ("builtins", "__builtin__", "os", "posix", "nt", "subprocess", "sys", "importlib", "runpy") or \
+                module.startswith(("torch", "numpy", "copyreg", "pickle", "_codecs")):
+            # Functions from these modules can act on the system; classes there we do not need.
+            raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
+        if key not in self._opaque:
+            self._opaque[key] = type(f"Opaque_{name}", (Opaque,), {"module": module, "name": name})
+        return self._opaque[key]
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("this pickle uses persistent ids; it is not an NVlabs network pickle")
+
+
+def restricted_load(path) -> object:
+    """Unpickle `path` without executing anything from it. Raises NadaError on any malformed file."""
+    try:
+        with open(path, "rb") as f:
+            return RestrictedUnpickler(f).load()
+    except FileNotFoundError:
+        raise NadaError(f"file not found: {path}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            RuntimeError, ImportError, UnicodeDecodeError, MemoryError) as e:
+        raise NadaError(f"{path} is not a readable NVlabs pickle ({type(e).__name__}: {e}); "
+                        f"re-download it or check that it is the right file") from None

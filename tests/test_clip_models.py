@@ -1,0 +1,225 @@
+"""Tests for nada_utils.clip_models: tiny CLIP round trips, frozen gradients, and one-line errors.
+
+Nothing here touches the network: named models go through a monkeypatched `clip.load`.
+"""
+
+import os
+import urllib.error
+import warnings
+
+import pytest
+import torch
+
+from nada_utils.clip_models import clip_input_resolution, load_clip, make_tiny_clip
+from nada_utils.errors import NadaError
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    import clip
+
+
+class Opaque:
+    """A plain Python object: pickling it makes a checkpoint that needs unsafe unpickling."""
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_tiny_clip()
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    gen = torch.Generator().manual_seed(1)
+    img = torch.randn(2, 3, 32, 32, generator=gen)
+    text = clip.tokenize(["a photo of a dog", "a sketch"])
+    return img, text
+
+
+def assert_same_outputs(a, b, img, text):
+    with torch.no_grad():
+        assert torch.equal(a.encode_image(img), b.encode_image(img))
+        assert torch.equal(a.encode_text(text), b.encode_text(text))
+
+
+def assert_frozen_float32(model):
+    params = list(model.parameters())
+    assert params and all(not p.requires_grad and p.dtype == torch.float32 for p in params)
+    assert not model.training
+
+
+def test_tiny_clip_is_frozen_deterministic_and_leaves_global_rng(tiny, inputs):
+    img, text = inputs
+    assert_frozen_float32(tiny)
+    state = torch.get_rng_state()
+    again = make_tiny_clip()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert_same_outputs(tiny, again, img, text)
+    other = make_tiny_clip(seed=1)
+    assert not torch.equal(other.text_projection, tiny.text_projection)
+    with torch.no_grad():
+        assert tiny.encode_image(img).shape == (2, 32)
+        assert tiny.encode_text(text).shape == (2, 32)
+
+
+def test_tiny_clip_state_dict_rebuilds_same_architecture(tiny):
+    sd = tiny.state_dict()
+    rebuilt = clip.model.build_model({k: v.clone() for k, v in sd.items()})
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in sd.items()}
+    assert rebuilt.visual.input_resolution == 32
+    assert rebuilt.transformer.resblocks[0].attn.num_heads == 1
+    assert len(rebuilt.visual.transformer.resblocks) == 2
+
+
+@pytest.mark.parametrize("width", [32, 96])
+def test_tiny_clip_rejects_widths_build_model_cannot_infer(width):
+    with pytest.raises(ValueError, match="multiple of 64"):
+        make_tiny_clip(transformer_width=width)
+
+
+@pytest.mark.parametrize("wrap", [None, "state_dict", "model"])
+def test_state_dict_file_round_trips(tiny, inputs, tmp_path, wrap):
+    path = tmp_path / "tiny.pt"
+    sd = tiny.state_dict()
+    torch.save(sd if wrap is None else {wrap: sd, "step": 3}, path)
+    model = load_clip(str(path))
+    assert isinstance(model, clip.model.CLIP)
+    assert_frozen_float32(model)
+    # Exact: build_model's fp16 pass must not round the float32 weights.
+    assert_same_outputs(tiny, model, *inputs)
+    assert clip_input_resolution(model) == 32
+
+
+def test_input_resolution_is_read_from_the_checkpoint(tmp_path):
+    path = tmp_path / "tiny64.pt"
+    torch.save(make_tiny_clip(image_resolution=64, vision_patch_size=16).state_dict(), path)
+    model = load_clip(path)
+    assert clip_input_resolution(model) == 64
+    with torch.no_grad():
+        assert model.encode_image(torch.zeros(1, 3, 64, 64)).shape == (1, 32)
+
+
+def test_gradients_reach_the_image_but_not_the_parameters(tiny, tmp_path):
+    path = tmp_path / "tiny.pt"
+    torch.save(tiny.state_dict(), path)
+    model = load_clip(path)
+    img = torch.randn(2, 3, 32, 32).requires_grad_(True)
+    model.encode_image(img).sum().backward()
+    assert img.grad is not None and torch.isfinite(img.grad).all() and img.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_torchscript_archive_loads_like_openai_files(tiny, inputs, tmp_path):
+    path = tmp_path / "tiny_jit.pt"
+    with warnings.catch_warnings():
+        # Tracing CLIP warns about data-dependent branches and torch.jit's deprecation; both harmless here.
+        warnings.simplefilter("ignore")
+        # OpenAI's archives are traced the same way: forward on an (image, text) pair.
+        torch.jit.save(torch.jit.trace(tiny, inputs), str(path))
+    model = load_clip(path)
+    assert_frozen_float32(model)
+    assert_same_outputs(tiny, model, *inputs)
+
+
+def test_state_dict_with_archive_extras_and_fp16_weights_loads(tiny, inputs, tmp_path):
+    # OpenAI's files hold fp16 weights plus scalar tensors that are not parameters.
+    sd = {k: v.half() for k, v in tiny.state_dict().items()}
+    sd.update(input_resolution=torch.tensor(32), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
+    path = tmp_path / "half.pt"
+    torch.save(sd, path)
+    model = load_clip(path)
+    assert_frozen_float32(model)
+    assert torch.equal(model.text_projection, tiny.text_projection.half().float())
+
+
+def assert_one_line_error(excinfo, *fragments):
+    message = str(excinfo.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.pt"
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "does not exist")
+
+
+def test_unknown_name_lists_available_models():
+    with pytest.raises(NadaError) as excinfo:
+        load_clip("ViT-Q/99")
+    assert_one_line_error(excinfo, "ViT-Q/99", "ViT-B/32", "RN50")
+
+
+def test_text_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not weights\n")
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "neither")
+
+
+def test_random_bytes_are_not_a_checkpoint(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0),
+                                   dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "neither")
+
+
+def test_other_layout_is_not_clip(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "not a CLIP checkpoint", "visual.conv1.weight")
+
+
+def test_truncated_clip_state_dict_is_not_rebuildable(tiny, tmp_path):
+    sd = dict(tiny.state_dict())
+    del sd["visual.proj"]  # without it build_model takes the ResNet branch and fails
+    path = tmp_path / "cut.pt"
+    torch.save(sd, path)
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "not a CLIP checkpoint")
+
+
+def test_unsafe_pickle_is_refused(tmp_path):
+    path = tmp_path / "object.pt"
+    torch.save({"state_dict": Opaque()}, path)
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "unsafe unpickling", "refused")
+
+
+@pytest.mark.parametrize("failure", [
+    urllib.error.URLError("[Errno -3] Temporary failure in name resolution"),
+    RuntimeError("Model has been downloaded but the SHA256 checksum does not not match"),
+])
+def test_failed_download_names_model_and_download_root(monkeypatch, tmp_path, failure):
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(clip, "load", fail)
+    with pytest.raises(NadaError) as excinfo:
+        load_clip("ViT-B/32")
+    assert_one_line_error(excinfo, "'ViT-B/32'", os.path.join(str(tmp_path), "clip", "ViT-B-32.pt"))
+
+
+def test_named_model_goes_through_clip_load(monkeypatch, tmp_path, tiny, inputs):
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
+    calls = []
+
+    def fake_load(name, **kwargs):
+        calls.append((name, kwargs))
+        model = clip.model.build_model({k: v.clone() for k, v in tiny.state_dict().items()})
+        return model.requires_grad_(True).train(), None
+
+    monkeypatch.setattr(clip, "load", fake_load)
+    model = load_clip("RN50")
+    assert calls == [("RN50", {"device": "cpu", "jit": False, "download_root": str(tmp_path / "clip")})]
+    assert_frozen_float32(model)

@@ -1,0 +1,94 @@
+"""Tests for the weight registry: entries are well formed and path logic follows the environment."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from nada_utils import registry
+from nada_utils.errors import NadaError
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+EXPECTED_NAMES = {
+    "ffhq-1024",
+    "afhq-cat",
+    "afhq-dog",
+    "afhq-wild",
+    "metfaces",
+    "cifar10",
+    "church-256",
+    "car-512",
+    "horse-256",
+    "ir-se50",
+    "e4e-ffhq",
+}
+
+
+def test_registry_has_the_expected_names():
+    assert set(registry.REGISTRY) == EXPECTED_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_NAMES))
+def test_entry_is_well_formed(name):
+    spec = registry.REGISTRY[name]
+    assert spec.name == name
+    assert spec.kind in registry.KINDS
+    assert spec.url or spec.gdrive_id, "every entry needs a download source"
+    assert spec.url is None or spec.url.startswith("https://")
+    assert spec.url is None or spec.url.endswith("/" + spec.filename)
+    assert spec.sha256 is None or HEX64.fullmatch(spec.sha256)
+    assert spec.size is None or spec.size > 0
+    assert "/" not in spec.filename and spec.description
+
+
+def test_known_facts():
+    ffhq = registry.REGISTRY["ffhq-1024"]
+    assert ffhq.size == 381_462_551 and ffhq.gdrive_id == "1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"
+    assert ffhq.url.startswith("https://huggingface.co/akhaliq/OneshotCLIP-stylegan2-ffhq/")
+    assert registry.REGISTRY["ir-se50"].size == 175_367_323
+    assert registry.REGISTRY["e4e-ffhq"].size == 1_201_649_680
+    assert "64:448" in registry.REGISTRY["car-512"].notes
+
+
+def test_specs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        registry.REGISTRY["ffhq-1024"].size = 1
+
+
+def test_unknown_kind_is_rejected():
+    with pytest.raises(ValueError):
+        registry.WeightSpec("x", "x.bin", "generator-bogus", None, "https://example.invalid/x.bin", None, None, "x")
+
+
+def test_cache_dir_reads_env_at_call_time(monkeypatch, tmp_path):
+    monkeypatch.delenv("NADA_CACHE", raising=False)
+    assert registry.cache_dir() == Path.home() / ".cache" / "nada"
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
+    assert registry.cache_dir() == tmp_path
+    assert registry.local_path("ffhq-1024") == tmp_path / "stylegan2-ffhq-config-f.pt"
+
+
+def test_is_present(monkeypatch, tmp_path):
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
+    assert not registry.is_present("metfaces")
+    (tmp_path / "metfaces.pkl").write_bytes(b"x")
+    assert registry.is_present("metfaces")
+
+
+def test_unknown_name_lists_known_names():
+    with pytest.raises(NadaError) as info:
+        registry.get_spec("ffhq-2048")
+    message = str(info.value)
+    assert "\n" not in message and "ffhq-2048" in message
+    assert all(name in message for name in EXPECTED_NAMES)
+    assert "path" in message
+
+
+def test_mirror_url(monkeypatch):
+    spec = registry.REGISTRY["afhq-dog"]
+    monkeypatch.delenv("NADA_MIRROR", raising=False)
+    assert registry.mirror_url(spec) is None
+    monkeypatch.setenv("NADA_MIRROR", "http://127.0.0.1:9/weights/")
+    assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
