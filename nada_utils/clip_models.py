@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from nada_utils.errors import NadaError
+from nada_utils.safe_pickle import load_pt
 
 # Keys every CLIP state dict has, ViT or ResNet; build_model reads the text tower's shape from them.
 _CLIP_KEYS = ("visual.conv1.weight", "text_projection", "token_embedding.weight",
@@ -124,16 +125,7 @@ def _read_state_dict(clip, name_or_path: str | os.PathLike) -> dict:
                             f"it may be truncated - download it again") from exc
     not_torch = (f"{text} is neither a PyTorch state dict nor a TorchScript archive; pass a file written "
                  f"by torch.save(model.state_dict(), path) or an OpenAI CLIP .pt file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
-            raise NadaError(f"{text} needs unsafe unpickling (it stores Python objects, not just tensors) "
-                            f"and is refused; re-save it with torch.save(model.state_dict(), path)") from exc
-        raise NadaError(not_torch) from exc
-    except Exception as exc:
-        # On bytes that are not a checkpoint torch.load fails with KeyError, IndexError, EOFError, ...
-        raise NadaError(not_torch) from exc
+    obj = load_pt(path, not_torch=not_torch)
     if isinstance(obj, dict):
         # Training checkpoints nest the weights under one of these keys.
         nested = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)), None)

@@ -18,6 +18,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from nada_utils.errors import NadaError
+from nada_utils.fileio import atomic_write_text
 from nada_utils.registry import WeightSpec, get_spec, local_path, mirror_url
 
 _CHUNK = 1 << 20  # 1 MiB: large enough for speed, small enough for a smooth progress bar
@@ -77,10 +78,7 @@ def _part_path(dest: Path) -> Path:
 
 def _write_sidecar(path: Path, digest: str) -> None:
     # `sha256sum -c` format, written atomically like the file it vouches for.
-    side = path.with_name(path.name + ".sha256")
-    tmp = _part_path(side)
-    tmp.write_text(f"{digest}  {path.name}\n")
-    os.replace(tmp, side)
+    atomic_write_text(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
 
 
 def _read_sidecar(path: Path) -> str | None:

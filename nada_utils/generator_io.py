@@ -8,9 +8,7 @@ shapes, and a strict `load_state_dict` into our `Generator`. `.pt` files load wi
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
@@ -19,7 +17,7 @@ from . import registry
 from .errors import NadaError
 from .fileio import atomic_torch_save
 from .formats import nvlabs_pickle_generator, nvlabs_to_rosinality, tf_pickle_generator, tf_to_rosinality
-from .safe_pickle import restricted_load
+from .safe_pickle import load_pt, restricted_load
 from .stylegan2 import Generator, default_channels
 
 FORMAT_VERSION = 1
@@ -80,18 +78,6 @@ def generator_from_state_dict(sd: dict[str, torch.Tensor], *, w_avg: torch.Tenso
     return G.eval().requires_grad_(False)
 
 
-def _read_pt(path: Path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        reason = str(e).splitlines()[0] if str(e) else "unsupported content"
-        raise NadaError(f"{path} needs unsafe unpickling to load and is refused ({reason[:120]}); "
-                        f"only plain tensor checkpoints are accepted") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise NadaError(f"{path} is truncated or not a PyTorch checkpoint ({type(e).__name__}); "
-                        f"re-download it or check the path") from None
-
-
 def _state_from_pt(obj, path: Path):
     """(state dict, w_avg, arch) from the content of a .pt: rosinality dict, bare or NVlabs state dict."""
     if not isinstance(obj, dict):
@@ -150,7 +136,7 @@ def load_generator(source, *, device="cpu") -> Generator:
     if path.suffix.lower() == ".pkl":
         sd, w_avg, arch = _state_from_pkl(path)
     else:
-        sd, w_avg, arch = _state_from_pt(_read_pt(path), path)
+        sd, w_avg, arch = _state_from_pt(load_pt(path), path)
     G = generator_from_state_dict(sd, w_avg=w_avg, arch=arch, source=str(path))
     G.source = str(source)
     return G.to(device)

@@ -155,3 +155,24 @@ def restricted_load(path) -> object:
             RuntimeError, ImportError, UnicodeDecodeError, MemoryError) as e:
         raise NadaError(f"{path} is not a readable NVlabs pickle ({type(e).__name__}: {e}); "
                         f"re-download it or check that it is the right file") from None
+
+
+def load_pt(path, *, not_torch: str | None = None):
+    """`torch.load(path, weights_only=True)` on CPU, with every failure turned into a one-line NadaError.
+
+    A file that stores Python objects beyond tensors and plain containers is refused, never
+    unpickled. `not_torch` overrides the message for bytes that are no PyTorch file at all.
+    """
+    not_torch = not_torch or f"{path} is truncated or not a PyTorch checkpoint; re-download it or check the path"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NadaError(f"file not found: {path}") from None
+    except pickle.UnpicklingError as exc:
+        # weights_only reports every refusal as UnpicklingError; an unknown global is the unsafe case.
+        if "Unsupported global" in str(exc):
+            raise NadaError(f"{path} needs unsafe unpickling (it stores Python objects, not just tensors) and is "
+                            f"refused; re-save it with torch.save(model.state_dict(), path)") from None
+        raise NadaError(not_torch) from None
+    except Exception:  # noqa: BLE001 - on non-checkpoint bytes torch.load raises KeyError, IndexError, EOFError, ...
+        raise NadaError(not_torch) from None

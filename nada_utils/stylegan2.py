@@ -403,3 +403,14 @@ class Generator(nn.Module):
             labels = torch.randint(self.c_dim, (n,), generator=gen).to(z.device)
             c = F.one_hot(labels, self.c_dim).to(z.dtype)
         return self.mapping(z, c)[:, 0].mean(dim=0)
+
+
+def z_from_seeds(seeds, z_dim: int) -> torch.Tensor:
+    """z `[len(seeds), z_dim]`, one row per seed, drawn as NVlabs' `gen_images.py` does.
+
+    Using numpy's RandomState(seed) keeps seed -> image identical to the NVlabs tools, which users
+    compare against.
+    """
+    import numpy as np
+
+    return torch.from_numpy(np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds])).float()

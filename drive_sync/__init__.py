@@ -1,0 +1,1 @@
+"""Google Drive mounting and mirroring for Colab runs (planned; see the drive_sync issue)."""

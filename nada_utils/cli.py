@@ -1,0 +1,197 @@
+"""Command line: `python -m nada_utils COMMAND ...`.
+
+Every problem a user can cause ends as one `error: ...` line on stderr and exit code 2, without a
+traceback; nothing is written before the inputs are checked. The commands are thin wrappers over
+library functions, which notebooks call directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import NadaError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage plus a message; we keep the one-line contract
+        raise NadaError(f"{message} (see: python -m nada_utils {self.prog.split()[-1]} --help)")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0-7" -> [0..7]; "1,5,9" -> [1, 5, 9]; ranges and lists combine ("0-3,10")."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            a, sep, b = part.strip().partition("-")
+            seeds += list(range(int(a), int(b) + 1)) if sep else [int(a)]
+    except ValueError:
+        raise NadaError(f"bad --seeds {text!r}; use a range like 0-7 or a list like 1,5,9") from None
+    if not seeds or min(seeds) < 0 or len(seeds) > 10_000:
+        raise NadaError(f"bad --seeds {text!r}; give between 1 and 10000 seeds, all >= 0")
+    return seeds
+
+
+def _render(G, seeds, *, truncation_psi, noise_mode, class_idx, device, batch=8):
+    import torch
+    import torch.nn.functional as F
+
+    from .stylegan2 import z_from_seeds
+
+    if not 0.0 <= truncation_psi <= 1.0:
+        raise NadaError(f"--truncation must be in [0, 1], got {truncation_psi}")
+    c = None
+    if G.c_dim:
+        if class_idx is None or not 0 <= class_idx < G.c_dim:
+            raise NadaError(f"this generator is class-conditional: pass --class between 0 and {G.c_dim - 1}")
+    z_all = z_from_seeds(seeds, G.z_dim)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(seeds), batch):
+            z = z_all[i:i + batch].to(device)
+            if G.c_dim:
+                c = F.one_hot(torch.full((len(z),), class_idx, device=device), G.c_dim).float()
+            out.append(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode).cpu())
+    return torch.cat(out)
+
+
+def cmd_generate(args) -> int:
+    from . import load_generator
+    from .devices import resolve_device
+    from .images import image_grid, save_image
+
+    seeds = parse_seeds(args.seeds)
+    device = resolve_device(args.device)
+    G = load_generator(args.generator, device=device)
+    images = _render(G, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device)
+    out = Path(args.out)
+    for seed, img in zip(seeds, images):
+        save_image(img, out / f"seed{seed:04d}.png")
+    save_image(image_grid(images), out / "grid.png")
+    print(f"wrote {len(seeds)} images and grid.png to {out}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from . import load_generator, save_generator
+
+    if not str(args.out).endswith(".pt"):
+        raise NadaError(f"--out must be a .pt file, got {args.out}")
+    G = load_generator(args.generator)
+    save_generator(G, args.out)
+    print(f"wrote {args.out}: rosinality-format StyleGAN2 ({G.img_resolution} px, {G.num_ws} ws)")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from .download import fetch
+
+    for name in args.names:
+        print(fetch(name, quiet=args.quiet))
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from . import registry
+    from .download import human_size
+
+    rows = [(s.name, s.kind, human_size(s.size), "yes" if registry.is_present(s.name) else "no", str(registry.local_path(s.name)))
+            for s in registry.REGISTRY.values()]
+    if args.json:
+        print(json.dumps([dict(zip(("name", "kind", "size", "present", "path"), r)) for r in rows], indent=2))
+        return 0
+    widths = [max(len(r[i]) for r in rows + [("name", "kind", "size", "present", "path")]) for i in range(5)]
+    for r in [("name", "kind", "size", "present", "path")] + rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_selfcheck(args) -> int:
+    """Offline end-to-end check: build, save, reload and render a generator; run a CLIP; list weights."""
+    import torch
+    import torch.nn.functional as F
+
+    from . import load_generator, random_generator, save_generator
+    from .clip_models import clip_input_resolution, make_tiny_clip
+    from .devices import resolve_device
+    from .fileio import atomic_write_text
+    from .images import image_grid, save_image
+
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    report: dict = {"device": str(device), "torch": torch.__version__, "img_resolution": args.size}
+    t0 = time.perf_counter()
+    G = random_generator(args.size).to(device)
+    path = save_generator(G, out / f"random-{args.size}.pt")
+    G2 = load_generator(path, device=device)
+    same = all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G2.state_dict().values()))
+    report["save_load_exact"] = same
+    images = _render(G2, list(range(8)), truncation_psi=0.7, noise_mode="const", class_idx=None, device=device)
+    report["generate_s"] = round(time.perf_counter() - t0, 2)
+    save_image(image_grid(images, nrow=4), out / "grid.png")
+    clip_model = make_tiny_clip().to(device)
+    r = clip_input_resolution(clip_model)
+    emb = clip_model.encode_image(F.interpolate(images.to(device), size=(r, r), mode="bilinear", align_corners=False))
+    report["clip_embedding_finite"] = bool(torch.isfinite(emb).all())
+    ok = same and report["clip_embedding_finite"] and images.shape == (8, 3, args.size, args.size)
+    report["passed"] = ok
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    print(f"wrote {out / 'grid.png'} (random weights: noise-like images are expected)")
+    cmd_weights(argparse.Namespace(json=False))
+    if not ok:
+        print("error: selfcheck failed; see report.json", file=sys.stderr)
+        return 1
+    print("selfcheck passed")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nada_utils", description="nada: text-driven StyleGAN2 domain adaptation (StyleGAN-NADA).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="render images from a generator (registry name, .pt or .pkl)")
+    g.add_argument("--generator", required=True, help="registry name (see `weights`) or a .pt/.pkl path")
+    g.add_argument("--seeds", default="0-7", help="e.g. 0-7 or 1,5,9 (same seeds as NVlabs' tools)")
+    g.add_argument("--truncation", type=float, default=1.0, help="truncation psi in [0, 1]")
+    g.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    g.add_argument("--class", dest="class_idx", type=int, default=None, help="class label, for conditional models")
+    g.add_argument("--out", required=True, help="output directory")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("convert", help="convert any supported checkpoint to a rosinality-format .pt")
+    c.add_argument("--generator", required=True)
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_convert)
+
+    f = sub.add_parser("fetch", help="download registry weights into the cache (NADA_CACHE)")
+    f.add_argument("names", nargs="+")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=cmd_fetch)
+
+    w = sub.add_parser("weights", help="list registry weights and whether they are in the cache")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=cmd_weights)
+
+    s = sub.add_parser("selfcheck", help="offline end-to-end check of the installation")
+    s.add_argument("--out", default="results/selfcheck")
+    s.add_argument("--size", type=int, default=256, choices=[32, 64, 128, 256, 512, 1024])
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_selfcheck)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except NadaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

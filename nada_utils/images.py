@@ -1,0 +1,37 @@
+"""Turning generator outputs into pictures: [-1, 1] tensors to uint8, grids and PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .fileio import atomic_open
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """`[N, 3, H, W]` in about [-1, 1] -> `[N, H, W, 3]` uint8 on the CPU (values clipped)."""
+    x = (images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def image_grid(images: torch.Tensor, *, nrow: int | None = None, pad: int = 2) -> torch.Tensor:
+    """Tile `[N, 3, H, W]` images into one `[3, H', W']` image with `nrow` per row and white gaps."""
+    n, c, h, w = images.shape
+    nrow = nrow or min(n, 8)
+    rows = (n + nrow - 1) // nrow
+    grid = images.new_ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = images[i]
+    return grid
+
+
+def save_image(image: torch.Tensor, path) -> Path:
+    """Write one `[3, H, W]` image in [-1, 1] as a PNG, atomically."""
+    from PIL import Image
+
+    array = to_uint8(image[None])[0].numpy()
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(array).save(f, format="PNG")
+    return Path(path)
