@@ -68,6 +68,10 @@ def cmd_generate(args) -> int:
     G = load_generator(args.generator, device=device)
     images = _render(G, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device)
     out = Path(args.out)
+    if out.suffix.lower() == ".png":  # one grid image
+        save_image(image_grid(images), out)
+        print(f"wrote a grid of {len(seeds)} images to {out}")
+        return 0
     for seed, img in zip(seeds, images):
         save_image(img, out / f"seed{seed:04d}.png")
     save_image(image_grid(images), out / "grid.png")
@@ -159,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--truncation", type=float, default=1.0, help="truncation psi in [0, 1]")
     g.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     g.add_argument("--class", dest="class_idx", type=int, default=None, help="class label, for conditional models")
-    g.add_argument("--out", required=True, help="output directory")
+    g.add_argument("--out", required=True, help="a directory (one PNG per seed plus grid.png) or a .png file (the grid only)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.set_defaults(func=cmd_generate)
 

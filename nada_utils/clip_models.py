@@ -118,7 +118,7 @@ def _read_state_dict(clip, name_or_path: str | os.PathLike) -> dict:
         try:
             with warnings.catch_warnings():
                 # torch.jit is deprecated in favour of torch.export, but OpenAI ships TorchScript.
-                warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit")
+                warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated")
                 return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except (RuntimeError, ValueError, OSError) as exc:
             raise NadaError(f"{text} looks like a TorchScript archive but cannot be read ({_first_line(exc)}); "

@@ -81,6 +81,9 @@ def test_generate_writes_images_and_grid(tmp_path, capsys):
     from PIL import Image
 
     assert Image.open(tmp_path / "imgs" / "seed0003.png").size == (32, 32)
+    code, _, err = run_cli(capsys, "generate", "--generator", str(tmp_path / "g.pt"), "--seeds", "0-3", "--out", str(tmp_path / "g.png"))
+    assert code == 0, err
+    assert Image.open(tmp_path / "g.png").size == (4 * 34 + 2, 34 + 2)  # 4 tiles of 32 px with 2 px gaps
 
 
 def test_conditional_generate_needs_class(tmp_path, capsys):
