@@ -300,6 +300,7 @@ class Generator(nn.Module):
         # Mean w for truncation. Not in the rosinality g_ema dict (it sits beside it as `latent_avg`),
         # so it is kept out of state_dict() to keep the published key set exact.
         self.register_buffer("w_avg", torch.zeros(w_dim), persistent=False)
+        self.w_avg_source = "unset (zeros)"  # loaders set "checkpoint" or "estimated ..."
 
         # ONE table of which W+ index each modulated layer reads, in forward order. The forward pass
         # below is driven by it, and layer selection derives its mapping from the same table.
