@@ -1,0 +1,174 @@
+"""Which layers of G_train are trained: ONE table from W+ indices to modules, and the layer specs.
+
+Layers are named by module prefix in the rosinality layout: "input" (the learned constant),
+"conv1", "to_rgb1", "convs.N", "to_rgbs.N". A prefix trains every parameter under it (the
+convolution, its modulation affine, noise strength and bias).
+
+The W+ index -> modules table is read off `G.ws_layout`, the same list that drives
+`Generator.synthesis`, and the tests check it against the forward pass by tagging each W+ slot.
+The reference implementation maps index i to `[conv1, to_rgb1, convs...][i]`, one off from what its
+own generator reads from index 2 on; here index i maps to exactly the layers that read it.
+
+Layer specs (strings, as on the command line):
+- `all`: the reference default, everything except the mapping network and the toRGB layers;
+- `last:K`: the last K synthesis resolution blocks;
+- `phase:texture|shape|no_fine|shape_expanded|all`: the reference's manual sets;
+- `layers:NAME,NAME`: an explicit list of prefixes;
+- `auto:K`: per step, the layers read by the top-K W+ indices of the paper's W+ optimisation;
+- `gradnorm:K`: the K layers with the largest gradient norm of the global CLIP loss.
+The mapping network is never trained except by `phase:all`; toRGB layers join only with
+`include_torgb=True` (or `phase:all`, or when named in `layers:`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import NadaError
+from .stylegan2 import Generator
+
+PHASES = ("texture", "shape", "no_fine", "shape_expanded", "all")
+DYNAMIC_KINDS = ("auto", "gradnorm")
+
+
+def ws_index_table(G: Generator) -> dict[int, set[str]]:
+    """W+ index -> the module prefixes whose modulation reads it, e.g. {0: {"conv1"}, 1: {"to_rgb1", "convs.0"}, ...}."""
+    table: dict[int, set[str]] = {i: set() for i in range(G.num_ws)}
+    for name, index in G.ws_layout:
+        table[index].add(name)
+    return table
+
+
+def is_torgb(name: str) -> bool:
+    return name == "to_rgb1" or name.startswith("to_rgbs.")
+
+
+def synthesis_blocks(G: Generator) -> list[list[str]]:
+    """Module prefixes per resolution block, from 4x4 (input, conv1, to_rgb1) to img_resolution."""
+    blocks = [["input", "conv1", "to_rgb1"]]
+    for b in range(len(G.to_rgbs)):
+        blocks.append([f"convs.{2 * b}", f"convs.{2 * b + 1}", f"to_rgbs.{b}"])
+    return blocks
+
+
+def selectable_layers(G: Generator, *, include_torgb: bool) -> list[str]:
+    """The modulated layers a dynamic strategy may pick, in forward order."""
+    return [name for name, _ in G.ws_layout if include_torgb or not is_torgb(name)]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A parsed layer spec: `kind` ("all", "last", "phase", "layers", "auto", "gradnorm") and its argument."""
+
+    kind: str
+    k: int | None = None  # for last / auto / gradnorm
+    phase: str | None = None  # for phase
+    names: tuple[str, ...] = ()  # for layers
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the trained set is re-chosen during training (auto, gradnorm)."""
+        return self.kind in DYNAMIC_KINDS
+
+    def __str__(self) -> str:
+        if self.kind in ("last", "auto", "gradnorm"):
+            return f"{self.kind}:{self.k}"
+        if self.kind == "phase":
+            return f"phase:{self.phase}"
+        if self.kind == "layers":
+            return "layers:" + ",".join(self.names)
+        return self.kind
+
+
+def _k_range(kind: str, G: Generator, include_torgb: bool) -> int:
+    if kind == "last":
+        return len(synthesis_blocks(G))
+    if kind == "auto":
+        return G.num_ws
+    return len(selectable_layers(G, include_torgb=include_torgb))
+
+
+def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) -> LayerSpec:
+    """Parse and validate a layer spec against G; errors name the valid forms or the allowed K range."""
+    text = str(spec).strip()
+    kind, sep, arg = text.partition(":")
+    usage = "use all, last:K, phase:NAME, layers:NAME,NAME, auto:K or gradnorm:K"
+    if kind == "all" and not sep:
+        return LayerSpec("all")
+    if kind in ("last", "auto", "gradnorm") and sep:
+        hi = _k_range(kind, G, include_torgb)
+        try:
+            k = int(arg)
+        except ValueError:
+            raise NadaError(f"layer spec {text!r}: K must be an integer between 1 and {hi}") from None
+        if not 1 <= k <= hi:
+            raise NadaError(f"layer spec {text!r}: K must be between 1 and {hi} for this {G.img_resolution} px generator")
+        return LayerSpec(kind, k=k)
+    if kind == "phase" and sep:
+        if arg not in PHASES:
+            raise NadaError(f"unknown phase {arg!r} in layer spec {text!r}; use one of {', '.join(PHASES)}")
+        return LayerSpec("phase", phase=arg)
+    if kind == "layers" and sep:
+        names = tuple(n.strip() for n in arg.split(",") if n.strip())
+        known = set(module_prefixes(G))
+        unknown = [n for n in names if n not in known]
+        if not names or unknown:
+            raise NadaError(f"layer spec {text!r}: unknown layer(s) {', '.join(unknown) or '(none given)'}; "
+                            f"valid names are {', '.join(module_prefixes(G))}")
+        return LayerSpec("layers", names=names)
+    raise NadaError(f"unknown layer spec {text!r}; {usage}")
+
+
+def module_prefixes(G: Generator) -> list[str]:
+    """Every trainable unit of the synthesis network plus "mapping", in forward order."""
+    return ["mapping", "input"] + [name for name, _ in G.ws_layout]
+
+
+def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False) -> list[str]:
+    """The layers a non-dynamic spec trains, in forward order."""
+    n_convs = len(G.convs)
+    if spec.kind == "all":
+        names = ["input", "conv1"] + [f"convs.{i}" for i in range(n_convs)]
+    elif spec.kind == "last":
+        names = ["input"] if spec.k == len(synthesis_blocks(G)) else []
+        names += [n for block in synthesis_blocks(G)[-spec.k:] for n in block if n != "input" and not is_torgb(n)]
+    elif spec.kind == "phase":
+        # The reference's sets: the constant and conv1, plus a slice of convs.
+        if spec.phase == "all":
+            return module_prefixes(G)
+        sl = {"texture": slice(2, 10), "shape": slice(0, 2), "no_fine": slice(0, 10), "shape_expanded": slice(0, 3)}[spec.phase]
+        names = ["input", "conv1"] + [f"convs.{i}" for i in range(n_convs)][sl]
+    elif spec.kind == "layers":
+        return [n for n in module_prefixes(G) if n in spec.names]
+    else:
+        raise ValueError(f"{spec} is chosen during training; use layers_for_ws_indices or top_layers_by_score")
+    if include_torgb:
+        # A block's toRGB trains when any convolution of that block does.
+        names += [block[2] for block in synthesis_blocks(G) if any(n in names for n in block[:2] if n != "input")]
+    order = module_prefixes(G)
+    return sorted(set(names), key=order.index)
+
+
+def layers_for_ws_indices(G: Generator, indices, *, include_torgb: bool = False) -> list[str]:
+    """The layers that read any of the given W+ indices (auto:K's mapping), in forward order."""
+    table = ws_index_table(G)
+    chosen = {name for i in indices for name in table[int(i)] if include_torgb or not is_torgb(name)}
+    return [n for n in module_prefixes(G) if n in chosen]
+
+
+def parameters_of(G: Generator, layers) -> list[tuple[str, torch.nn.Parameter]]:
+    """(name, parameter) pairs under the given layer prefixes ("mapping" means the `style` MLP)."""
+    prefixes = tuple(("style." if n == "mapping" else f"{n}.") for n in layers)
+    return [(name, p) for name, p in G.named_parameters() if name.startswith(prefixes)]
+
+
+def set_trainable(G: Generator, layers) -> list[str]:
+    """Make exactly the parameters under `layers` require grad; return their names."""
+    G.requires_grad_(False)
+    names = []
+    for name, p in parameters_of(G, layers):
+        p.requires_grad_(True)
+        names.append(name)
+    return names
