@@ -1,0 +1,114 @@
+"""CLIP guidance: one or several CLIP models with weights, text and image directions, and losses.
+
+`ClipGuide` is the model side of `losses`: it encodes images (differentiably) and texts, and keeps
+text directions in a dict keyed by (source, target, templates). A changed prompt is a new key, so a
+direction can never be stale (the reference cached the first one silently).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import NadaError
+from .losses import clip_preprocess, directional_loss, global_loss, unit_direction
+from .prompt_templates import IMAGENET_TEMPLATES
+
+
+def tokenize(texts: list[str], device) -> torch.Tensor:
+    """CLIP tokens `[T, 77]`; a prompt longer than CLIP's 77 tokens is a clear error, never cut silently."""
+    import clip
+
+    try:
+        return clip.tokenize(texts).to(device)
+    except RuntimeError:
+        longest = max(texts, key=len)
+        raise NadaError(f"prompt too long for CLIP (at most 77 tokens): {longest[:60]!r}...; shorten it") from None
+
+
+def check_prompts(source: str, target: str) -> tuple[str, str]:
+    """Validate a source/target pair: non-empty and different."""
+    source, target = (source or "").strip(), (target or "").strip()
+    if not source or not target:
+        raise NadaError("source and target texts must not be empty, e.g. --source photo --target sketch")
+    if source == target:
+        raise NadaError(f"source and target are the same text ({source!r}); the direction between them is zero")
+    return source, target
+
+
+@dataclass
+class GuideModel:
+    """One CLIP model in the guide: its name, weight and input resolution."""
+
+    name: str
+    model: torch.nn.Module
+    weight: float
+
+    @property
+    def resolution(self) -> int:
+        return int(self.model.visual.input_resolution)
+
+
+class ClipGuide:
+    """Weighted CLIP models with cached text directions.
+
+    Args:
+        models: list of (name, CLIP model, weight); models are frozen, gradients flow to images.
+    """
+
+    def __init__(self, models: list[tuple[str, torch.nn.Module, float]]):
+        if not models:
+            raise NadaError("at least one CLIP model is needed")
+        self.models = [GuideModel(n, m, float(w)) for n, m, w in models]
+        self._text_cache: dict[tuple, torch.Tensor] = {}
+
+    def encode_images(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """`[N, 3, H, W]` in [-1, 1] -> one `[N, D]` embedding per model (differentiable)."""
+        return [gm.model.encode_image(clip_preprocess(images, gm.resolution)) for gm in self.models]
+
+    @torch.no_grad()
+    def encode_texts(self, gm: GuideModel, texts: list[str]) -> torch.Tensor:
+        device = next(gm.model.parameters()).device
+        return gm.model.encode_text(tokenize(texts, device)).float()
+
+    def text_embedding(self, gm: GuideModel, text: str, *, templates: bool = True) -> torch.Tensor:
+        """Unit text embedding `[D]`, averaged over the prompt templates when `templates`."""
+        key = ("embedding", gm.name, text, templates)
+        if key not in self._text_cache:
+            texts = [t.format(text) for t in IMAGENET_TEMPLATES] if templates else [text]
+            self._text_cache[key] = torch.nn.functional.normalize(self.encode_texts(gm, texts).mean(0), dim=-1)
+        return self._text_cache[key]
+
+    def text_directions(self, source: str, target: str, *, templates: bool = True) -> list[torch.Tensor]:
+        """Unit ΔT `[D]` per model: per-template target - source embeddings, averaged, normalised."""
+        source, target = check_prompts(source, target)
+        out = []
+        for gm in self.models:
+            key = ("direction", gm.name, source, target, templates)
+            if key not in self._text_cache:
+                texts = list(IMAGENET_TEMPLATES) if templates else ["{}"]
+                src = self.encode_texts(gm, [t.format(source) for t in texts])
+                tgt = self.encode_texts(gm, [t.format(target) for t in texts])
+                self._text_cache[key] = unit_direction(tgt, src)
+            out.append(self._text_cache[key])
+        return out
+
+    @torch.no_grad()
+    def image_directions(self, style_images: torch.Tensor, frozen_images: torch.Tensor) -> list[torch.Tensor]:
+        """Image-guided ΔT per model: mean embedding of style images minus that of G_frozen samples."""
+        return [unit_direction(s, f) for s, f in zip(self.encode_images(style_images), self.encode_images(frozen_images))]
+
+    def directional(self, img_frozen: torch.Tensor, img_train: torch.Tensor, directions: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Weighted directional loss over the models; returns (total, {model name: value})."""
+        with torch.no_grad():
+            emb_frozen = self.encode_images(img_frozen)
+        emb_train = self.encode_images(img_train)
+        terms = {gm.name: directional_loss(f, t, d) for gm, f, t, d in zip(self.models, emb_frozen, emb_train, directions)}
+        total = sum(gm.weight * terms[gm.name] for gm in self.models)
+        return total, {k: v.detach().item() for k, v in terms.items()}
+
+    def global_(self, images: torch.Tensor, target: str, *, templates: bool = True) -> torch.Tensor:
+        """Weighted global loss `1 - cos(E(image), E_text(target))` over the models."""
+        embs = self.encode_images(images)
+        return sum(gm.weight * global_loss(e, self.text_embedding(gm, target, templates=templates)) for gm, e in zip(self.models, embs))
