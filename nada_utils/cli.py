@@ -59,23 +59,76 @@ def _render(G, seeds, *, truncation_psi, noise_mode, class_idx, device, batch=8)
 
 
 def cmd_generate(args) -> int:
+    import torch
+
     from . import load_generator
     from .devices import resolve_device
+    from .generator_io import adapted_generator_path
     from .images import image_grid, save_image
 
+    if (args.generator is None) == (args.checkpoint is None) and not (args.compare and args.checkpoint):
+        raise NadaError("pass --generator (a generator) or --checkpoint (an adapted run, checkpoint or .pt)")
     seeds = parse_seeds(args.seeds)
     device = resolve_device(args.device)
-    G = load_generator(args.generator, device=device)
-    images = _render(G, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device)
+    frozen_source = args.generator
+    if args.checkpoint:
+        path, run_frozen = adapted_generator_path(args.checkpoint)
+        frozen_source = args.generator or run_frozen
+        G = load_generator(path, device=device)
+    else:
+        G = load_generator(args.generator, device=device)
+    rows = [_render(G, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device)]
+    if args.compare:
+        if not args.checkpoint or frozen_source is None:
+            raise NadaError("--compare needs --checkpoint and the frozen generator (from the run's config.json or --generator)")
+        G_frozen = load_generator(frozen_source, device=device)
+        rows.insert(0, _render(G_frozen, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode,
+                               class_idx=args.class_idx, device=device))
+    images = torch.cat(rows)
     out = Path(args.out)
-    if out.suffix.lower() == ".png":  # one grid image
-        save_image(image_grid(images), out)
-        print(f"wrote a grid of {len(seeds)} images to {out}")
+    if out.suffix.lower() == ".png":  # one grid image; with --compare: top row frozen, bottom row adapted
+        save_image(image_grid(images, nrow=len(seeds) if args.compare else None), out)
+        print(f"wrote a grid of {len(images)} images to {out}")
         return 0
-    for seed, img in zip(seeds, images):
+    for seed, img in zip(seeds, rows[-1]):
         save_image(img, out / f"seed{seed:04d}.png")
-    save_image(image_grid(images), out / "grid.png")
+    save_image(image_grid(images, nrow=len(seeds) if args.compare else None), out / "grid.png")
     print(f"wrote {len(seeds)} images and grid.png to {out}")
+    return 0
+
+
+def _floats(text: str | None, flag: str):
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise NadaError(f"bad {flag} {text!r}; give comma-separated numbers like 1.0,0.5") from None
+
+
+def cmd_train(args) -> int:
+    from .config import PRESETS, make_config
+    from .trainer import train
+
+    explicit = dict(
+        generator=args.generator, clip_models=tuple(args.clip.split(",")) if args.clip else None,
+        clip_weights=_floats(args.clip_weights, "--clip-weights"), source_text=args.source, target_text=args.target,
+        style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb, auto_every=args.auto_every,
+        steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
+        id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device)
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    if args.clip and args.clip_weights is None:
+        explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
+    if args.resume:
+        if args.preset and args.preset not in PRESETS:
+            raise NadaError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+        # Re-running the same command with --resume must work: its settings equal the saved ones.
+        overrides = {**(PRESETS[args.preset] if args.preset else {}), **explicit}
+        out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet)
+    else:
+        out = train(make_config(args.preset, **explicit), args.out, progress=not args.quiet)
+    print(f"wrote {out}; samples in {Path(args.out) / 'samples'}, log in {Path(args.out) / 'log.jsonl'}")
     return 0
 
 
@@ -157,8 +210,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nada_utils", description="nada: text-driven StyleGAN2 domain adaptation (StyleGAN-NADA).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    g = sub.add_parser("generate", help="render images from a generator (registry name, .pt or .pkl)")
-    g.add_argument("--generator", required=True, help="registry name (see `weights`) or a .pt/.pkl path")
+    t = sub.add_parser("train", help="adapt a generator to a text (or style images) with NADA")
+    t.add_argument("--out", required=True, help="run directory (never overwritten; see --resume)")
+    t.add_argument("--preset", help="tiny (seconds on a CPU, mechanics only) or ffhq-sketch (the reference run)")
+    t.add_argument("--generator", help="registry name, .pt/.pkl path, or random:tiny")
+    t.add_argument("--clip", help="CLIP models, comma-separated (default ViT-B/32,ViT-B/16)")
+    t.add_argument("--clip-weights", help="one weight per CLIP model, e.g. 1.0,1.0")
+    t.add_argument("--source", help="source text (default: photo)")
+    t.add_argument("--target", help="target text (default: sketch)")
+    t.add_argument("--no-templates", action="store_true", default=None, help="use the bare texts, not the 79 templates")
+    t.add_argument("--style-images", help="folder of style images: image-guided direction instead of text")
+    t.add_argument("--layers", help="all, last:K, phase:NAME, layers:A,B, auto:K or gradnorm:K (default all)")
+    t.add_argument("--include-torgb", action="store_true", default=None, help="also train the toRGB layers")
+    t.add_argument("--auto-every", type=int, help="auto/gradnorm: reselect layers every N steps (default 1)")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--mixing", type=float, help="style-mixing probability")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--l2", type=float, help="weight of the L2 regulariser to G_frozen's images")
+    t.add_argument("--id-weight", type=float, help="weight of the IR-SE50 identity loss (faces)")
+    t.add_argument("--sample-every", type=int)
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--keep", type=int, help="checkpoints kept (default 3)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="render images from a generator or an adapted run")
+    g.add_argument("--generator", help="registry name (see `weights`), a .pt/.pkl path, or random:tiny")
+    g.add_argument("--checkpoint", help="an adapted run directory, a training checkpoint or a generator .pt")
+    g.add_argument("--compare", action="store_true", help="top row the frozen generator, bottom row the adapted one")
     g.add_argument("--seeds", default="0-7", help="e.g. 0-7 or 1,5,9 (same seeds as NVlabs' tools)")
     g.add_argument("--truncation", type=float, default=1.0, help="truncation psi in [0, 1]")
     g.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])

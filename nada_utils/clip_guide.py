@@ -108,7 +108,17 @@ class ClipGuide:
         total = sum(gm.weight * terms[gm.name] for gm in self.models)
         return total, {k: v.detach().item() for k, v in terms.items()}
 
-    def global_(self, images: torch.Tensor, target: str, *, templates: bool = True) -> torch.Tensor:
-        """Weighted global loss `1 - cos(E(image), E_text(target))` over the models."""
+    def text_targets(self, text: str, *, templates: bool = True) -> list[torch.Tensor]:
+        """Unit text embedding `[D]` per model, the target of the global loss."""
+        return [self.text_embedding(gm, text, templates=templates) for gm in self.models]
+
+    @torch.no_grad()
+    def image_targets(self, style_images: torch.Tensor) -> list[torch.Tensor]:
+        """Unit mean embedding `[D]` of style images per model, the global target of image-guided runs."""
+        return [torch.nn.functional.normalize(torch.nn.functional.normalize(e, dim=-1).mean(0), dim=-1)
+                for e in self.encode_images(style_images)]
+
+    def global_(self, images: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+        """Weighted global loss `1 - cos(E(image), target)` over the models; targets from text_/image_targets."""
         embs = self.encode_images(images)
-        return sum(gm.weight * global_loss(e, self.text_embedding(gm, target, templates=templates)) for gm, e in zip(self.models, embs))
+        return sum(gm.weight * global_loss(e, t) for gm, e, t in zip(self.models, embs, targets))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from nada_utils.builtin_models import builtin_clip, is_builtin
 from nada_utils.errors import NadaError
 from nada_utils.safe_pickle import load_pt
 
@@ -64,6 +65,8 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
         NadaError: unknown name, missing or unreadable file, a checkpoint that is not CLIP, or a
             failed download.
     """
+    if is_builtin(name_or_path):
+        return builtin_clip(name_or_path).to(device)
     clip = _import_clip()
     if isinstance(name_or_path, str) and name_or_path in clip.available_models():
         model = _load_named(clip, name_or_path)

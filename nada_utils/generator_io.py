@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from . import registry
+from .builtin_models import builtin_generator, is_builtin
 from .errors import NadaError
 from .fileio import atomic_torch_save
 from .formats import nvlabs_pickle_generator, nvlabs_to_rosinality, tf_pickle_generator, tf_to_rosinality
@@ -83,7 +84,9 @@ def _state_from_pt(obj, path: Path):
     if not isinstance(obj, dict):
         raise NadaError(f"{path} holds a {type(obj).__name__}, not a generator checkpoint; expected a rosinality .pt with 'g_ema'")
     arch = None
-    if "g_ema" in obj:
+    if "G_train" in obj:  # a nada training checkpoint: the adapted generator
+        sd, w_avg, arch = obj["G_train"], obj.get("latent_avg"), obj.get("arch")
+    elif "g_ema" in obj:
         meta = obj.get("nada") if isinstance(obj.get("nada"), dict) else {}
         arch = meta.get("arch")
         sd, w_avg = obj["g_ema"], obj.get("latent_avg")
@@ -110,6 +113,35 @@ def _state_from_pkl(path: Path):
     return sd, w_avg, None
 
 
+def adapted_generator_path(path_or_run_dir) -> tuple[Path, str | None]:
+    """(file to load, the frozen generator's source or None) for a run dir, a checkpoint or generator.pt.
+
+    A run dir gives its `generator.pt`, or its newest checkpoint while training is unfinished.
+    """
+    import json
+
+    from .checkpoint import latest_checkpoint
+
+    path = Path(os.path.expanduser(str(path_or_run_dir)))
+    run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    frozen = None
+    if (run_dir / "config.json").is_file():
+        try:
+            frozen = json.loads((run_dir / "config.json").read_text()).get("generator")
+        except (OSError, ValueError):
+            frozen = None
+    if path.is_dir():
+        if (path / "generator.pt").is_file():
+            return path / "generator.pt", frozen
+        ckpt = latest_checkpoint(path)
+        if ckpt is None:
+            raise NadaError(f"{path} holds no generator.pt and no checkpoint; train first or pass a .pt file")
+        return ckpt, frozen
+    if not path.is_file():
+        raise NadaError(f"checkpoint not found: {path}; pass a run directory, a checkpoint or a generator .pt")
+    return path, frozen
+
+
 def resolve_source(source) -> Path:
     """A local path for a registry name (downloading it if needed) or an existing file path."""
     path = Path(os.path.expanduser(str(source)))
@@ -129,9 +161,14 @@ def resolve_source(source) -> Path:
 def load_generator(source, *, device="cpu") -> Generator:
     """Load a StyleGAN2 generator from a registry name, a rosinality `.pt` or an NVlabs `.pkl`.
 
+    `random:tiny` / `random:SIZE` give built-in seeded random generators (no download).
     Returns a frozen Generator in eval mode on `device`; `G.w_avg` holds the checkpoint's mean w
     (estimated from random z when the file has none; `G.w_avg_source` says which).
     """
+    if is_builtin(source):
+        G = builtin_generator(source)
+        G.source = source
+        return G.to(device)
     path = resolve_source(source)
     if path.suffix.lower() == ".pkl":
         sd, w_avg, arch = _state_from_pkl(path)

@@ -35,3 +35,40 @@ def save_image(image: torch.Tensor, path) -> Path:
     with atomic_open(path, "wb") as f:
         Image.fromarray(array).save(f, format="PNG")
     return Path(path)
+
+
+def load_image(path, size: int) -> torch.Tensor:
+    """Read any image PIL can open -> `[3, size, size]` in [-1, 1]: RGB, centre-cropped square, resized."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .errors import NadaError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+    except FileNotFoundError:
+        raise NadaError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise NadaError(f"{path} is not an image PIL can read ({type(e).__name__}); use a PNG or JPEG") from None
+    w, h = im.size
+    side = min(w, h)
+    im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    im = im.resize((size, size), Image.LANCZOS)
+    x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3)
+    return x.permute(2, 0, 1).float() / 127.5 - 1
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def load_image_folder(folder, size: int) -> torch.Tensor:
+    """All images of a folder -> `[N, 3, size, size]` in [-1, 1]; an empty or missing folder is an error."""
+    from .errors import NadaError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NadaError(f"style image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise NadaError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return torch.stack([load_image(p, size) for p in files])

@@ -102,5 +102,5 @@ def test_guide_losses_flow_to_images(guide):
     assert total.item() == pytest.approx(terms["tiny-a"] + 0.5 * terms["tiny-b"], rel=1e-5)
     total.backward()
     assert torch.isfinite(train.grad).all() and train.grad.abs().sum() > 0
-    g = guide.global_(train, "sketch")
+    g = guide.global_(train, guide.text_targets("sketch"))
     assert 0 <= g.item() <= 3

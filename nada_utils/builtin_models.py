@@ -1,0 +1,41 @@
+"""Built-in models with seeded random weights: `random:tiny` and `random:SIZE`.
+
+They need no download and go through the same `load_generator` / `load_clip` path as real weights.
+`random:tiny` (a 32 px generator and a tiny CLIP) runs the whole pipeline in seconds on a CPU;
+`random:256` ... `random:1024` are config-f generators of the real sizes, for benchmarks.
+They show the mechanics only: random weights make no meaningful images.
+"""
+
+from __future__ import annotations
+
+from .errors import NadaError
+
+PREFIX = "random:"
+TINY_GENERATOR = dict(img_resolution=32, channel_multiplier=2, channel_max=32, n_mlp=2, w_dim=64, seed=0)
+TINY_CLIP = dict(embed_dim=32, image_resolution=32, vision_width=64, vision_layers=2, vision_patch_size=8,
+                 transformer_width=64, transformer_layers=2, seed=0)
+
+
+def is_builtin(name) -> bool:
+    return isinstance(name, str) and name.startswith(PREFIX)
+
+
+def builtin_generator(name: str):
+    """`random:tiny` or `random:SIZE` (SIZE a power of two, 32-1024, config-f channels)."""
+    from .generator_io import random_generator
+
+    kind = name[len(PREFIX):]
+    if kind == "tiny":
+        return random_generator(**TINY_GENERATOR)
+    if kind.isdigit() and int(kind) in (32, 64, 128, 256, 512, 1024):
+        return random_generator(int(kind))
+    raise NadaError(f"unknown built-in generator {name!r}; use random:tiny or random:SIZE with SIZE 32..1024")
+
+
+def builtin_clip(name: str):
+    """`random:tiny`: a tiny random CLIP (32 px input, 32-dim embeddings)."""
+    from .clip_models import make_tiny_clip
+
+    if name[len(PREFIX):] == "tiny":
+        return make_tiny_clip(**TINY_CLIP)
+    raise NadaError(f"unknown built-in CLIP {name!r}; use random:tiny")

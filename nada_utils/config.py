@@ -1,0 +1,119 @@
+"""The training configuration: one typed dataclass, validated once, saved as JSON in every run.
+
+Defaults are the reference implementation's settings (NADA_FACTS section 3). Presets are named
+partial configs; `make_config(preset, **overrides)` combines them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from .errors import NadaError
+
+# Fields a resume may change without breaking exactness: how long to run and how often to write.
+RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a NADA training run."""
+
+    generator: str = "ffhq-1024"  # registry name, .pt/.pkl path, or "random:tiny"
+    clip_models: tuple[str, ...] = ("ViT-B/32", "ViT-B/16")  # CLIP names or paths, or "random:tiny"
+    clip_weights: tuple[float, ...] = (1.0, 1.0)  # one weight per CLIP model
+    source_text: str = "photo"  # what G_frozen makes
+    target_text: str = "sketch"  # what G_train should make
+    templates: bool = True  # ensemble the 79 ImageNet prompt templates (reference default)
+    style_images: str | None = None  # folder of style images: image-guided direction instead of text
+    layers: str = "all"  # layer spec: all, last:K, phase:NAME, layers:A,B, auto:K, gradnorm:K
+    include_torgb: bool = False  # let the toRGB layers train too
+    auto_every: int = 1  # auto/gradnorm: reselect layers every N steps
+    auto_batch: int = 8  # auto: latents in the W+ optimisation (reference auto_layer_batch)
+    auto_iters: int = 1  # auto: SGD steps on W+ (reference auto_layer_iters)
+    auto_lr: float = 0.01  # auto: SGD learning rate on W+
+    steps: int = 301  # training iterations (reference photo -> sketch)
+    batch: int = 2  # latents per step
+    lr: float = 0.002 * 4 / 5  # Adam lr, the reference's 0.002 scaled by 4/5
+    betas: tuple[float, float] = (0.0, 0.99 ** 0.8)  # Adam betas of the reference
+    mixing: float = 0.0  # style-mixing probability (0.9 with the reference's "improve shape")
+    truncation: float = 1.0  # truncation psi while training
+    l2_weight: float = 0.0  # weight of the L2 image regulariser between G_train and G_frozen
+    id_weight: float = 0.0  # weight of the IR-SE50 identity loss (faces; skipped without weights)
+    seed: int = 0  # seeds the latent sampler; same seed, same run
+    n_samples: int = 4  # monitoring latents shown in sample grids
+    sample_truncation: float = 0.7  # truncation psi of sample grids (reference previews)
+    sample_every: int = 50  # write a frozen-vs-trained grid every N steps (0: only at the end)
+    checkpoint_every: int = 50  # write a checkpoint every N steps (0: only at the end)
+    keep: int = 3  # checkpoints kept on disk (the newest)
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
+
+    def __post_init__(self):
+        self.clip_models = tuple(self.clip_models)
+        self.clip_weights = tuple(float(w) for w in self.clip_weights)
+        self.betas = tuple(float(b) for b in self.betas)
+        checks = [
+            (len(self.clip_models) >= 1, "at least one CLIP model is needed (--clip)"),
+            (len(self.clip_weights) == len(self.clip_models),
+             f"--clip-weights has {len(self.clip_weights)} values for {len(self.clip_models)} CLIP models"),
+            (all(w >= 0 for w in self.clip_weights) and sum(self.clip_weights) > 0, "--clip-weights must be >= 0 and not all 0"),
+            (self.steps > 0, f"--steps must be > 0, got {self.steps}"),
+            (self.batch > 0, f"--batch must be > 0, got {self.batch}"),
+            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (0.0 <= self.mixing <= 1.0, f"--mixing must be in [0, 1], got {self.mixing}"),
+            (0.0 <= self.truncation <= 1.0, f"truncation must be in [0, 1], got {self.truncation}"),
+            (self.auto_every >= 1, f"--auto-every must be >= 1, got {self.auto_every}"),
+            (self.auto_batch >= 1 and self.auto_iters >= 1 and self.auto_lr > 0, "auto_batch, auto_iters and auto_lr must be positive"),
+            (self.l2_weight >= 0 and self.id_weight >= 0, "loss weights must be >= 0"),
+            (self.sample_every >= 0 and self.checkpoint_every >= 0, "--sample-every and --checkpoint-every must be >= 0"),
+            (self.keep >= 1, f"--keep must be >= 1, got {self.keep}"),
+            (self.n_samples >= 1, "n_samples must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise NadaError(message)
+        if self.style_images is None:
+            from .clip_guide import check_prompts
+
+            self.source_text, self.target_text = check_prompts(self.source_text, self.target_text)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-safe dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Rebuild from `to_dict` output; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise NadaError(f"config has unknown fields {unknown}; it was written by another version of nada")
+        return cls(**data)
+
+
+PRESETS: dict[str, dict] = {
+    # Mechanics only: a tiny random generator and CLIP from fixed seeds; seconds on a CPU.
+    "tiny": dict(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), steps=20,
+                 batch=2, sample_every=10, checkpoint_every=10, n_samples=4, auto_batch=4),
+    # The reference's photo -> sketch on FFHQ 1024 with ViT-B/32 + ViT-B/16.
+    "ffhq-sketch": dict(generator="ffhq-1024", clip_models=("ViT-B/32", "ViT-B/16"), clip_weights=(1.0, 1.0),
+                        source_text="photo", target_text="sketch", layers="all", steps=301, batch=2),
+}
+
+
+def make_config(preset: str | None = None, **overrides) -> TrainConfig:
+    """A TrainConfig from a preset (or the defaults) with `overrides` applied (None values ignored)."""
+    base: dict = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise NadaError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        base = dict(PRESETS[preset])
+        base["extras"] = {"preset": preset}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise NadaError(f"unknown config fields {bad}")
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**base)

@@ -1,0 +1,89 @@
+"""The run directory: its layout, refusing to overwrite another run, and checking resumes.
+
+    RUN_DIR/config.json            the TrainConfig (rewritten when a resume extends the run)
+    RUN_DIR/log.jsonl              one JSON line per finished step
+    RUN_DIR/samples/step_NNNNNN.png  top row G_frozen, bottom row G_train, same z
+    RUN_DIR/checkpoints/step_NNNNNN.pt
+    RUN_DIR/generator.pt           the adapted generator, rosinality format
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .checkpoint import latest_checkpoint, list_checkpoints
+from .config import RESUMABLE_FIELDS, TrainConfig
+from .errors import NadaError
+from .fileio import atomic_write_text
+
+
+def holds_run(run_dir: Path) -> bool:
+    return (run_dir / "config.json").is_file() or bool(list_checkpoints(run_dir))
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, json.JSONDecodeError) as e:
+        raise NadaError(f"{run_dir / 'config.json'} is unreadable ({type(e).__name__}); the run cannot be resumed") from None
+
+
+def write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+def check_resume(saved: TrainConfig, wanted: TrainConfig) -> None:
+    """A resume may change only RESUMABLE_FIELDS; the generator and CLIP models above all must stay."""
+    for name in ("generator", "clip_models"):
+        if getattr(saved, name) != getattr(wanted, name):
+            raise NadaError(f"this resume would change {name} from {getattr(saved, name)!r} to {getattr(wanted, name)!r}; "
+                            f"start a new run with another --out instead")
+    a, b = saved.to_dict(), wanted.to_dict()
+    changed = [k for k in a if k not in RESUMABLE_FIELDS and k != "extras" and a[k] != b[k]]
+    if changed:
+        raise NadaError(f"a resume cannot change {', '.join(changed)} (it would not continue the same run); "
+                        f"only {', '.join(RESUMABLE_FIELDS)} may change")
+
+
+def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict | None = None) -> tuple[TrainConfig, Path | None]:
+    """Prepare RUN_DIR; return (the config to run, the checkpoint to resume from or None).
+
+    New run: RUN_DIR must not hold another run (it is never overwritten). Resume: the saved config is
+    used, with `overrides` (explicit user settings) applied and checked by `check_resume`.
+    """
+    run_dir = Path(run_dir)
+    if not resume:
+        if holds_run(run_dir):
+            raise NadaError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+        if cfg is None:
+            raise ValueError("a new run needs a config")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, cfg)
+        return cfg, None
+    if not holds_run(run_dir):
+        raise NadaError(f"nothing to resume in {run_dir} (no config.json or checkpoints); drop --resume to start a new run")
+    saved = read_config(run_dir)
+    merged = TrainConfig.from_dict({**saved.to_dict(), **(overrides or {})})
+    check_resume(saved, merged)
+    write_config(run_dir, merged)
+    return merged, latest_checkpoint(run_dir)
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    """The complete lines of log.jsonl (a line cut by a kill is dropped)."""
+    out = []
+    path = Path(run_dir) / "log.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return out
+
+
+def truncate_log(run_dir: Path, step: int) -> None:
+    """Keep the log lines of steps <= `step`: steps after the checkpoint are redone on resume."""
+    kept = [r for r in read_log(run_dir) if r.get("step", 0) <= step]
+    atomic_write_text(Path(run_dir) / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))

@@ -1,0 +1,234 @@
+"""The NADA training loop: twin generators, directional CLIP loss, layer selection, exact resume.
+
+`train(cfg, run_dir)` is the one entry point (the CLI and the notebooks call it). Each step samples
+z from the run's own seeded sampler, renders it with G_frozen (no grad) and G_train from the same
+w and the same stored noise, and moves G_train's selected layers so that the CLIP image direction
+follows the text direction. Checkpoints hold all state, so a run killed at any moment and resumed
+ends with the same weights, bit for bit, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from .clip_guide import ClipGuide
+from .config import TrainConfig
+from .devices import resolve_device
+from .errors import NadaError
+from .freezing import parse_layer_spec, selectable_layers, set_trainable, static_layers
+from .generator_io import save_generator
+from .images import image_grid, load_image_folder, save_image
+from .losses import l2_regulariser
+from .run_dir import open_run, truncate_log
+from .selection import auto_select, gradnorm_select
+from .stylegan2 import style_mix, z_from_seeds
+
+
+@dataclass
+class Setup:
+    """What a run trains with, built once from the config."""
+
+    G_frozen: torch.nn.Module
+    G_train: torch.nn.Module
+    guide: ClipGuide
+    directions: list[torch.Tensor]  # unit ΔT per CLIP model
+    global_targets: list[torch.Tensor]  # unit target embedding per CLIP model (auto / gradnorm)
+    identity: torch.nn.Module | None
+
+
+def build_setup(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]) -> Setup:
+    """Load the generators and CLIP models and compute the target directions."""
+    from .clip_models import load_clip
+    from .generator_io import load_generator
+    from .identity import load_identity_loss
+
+    G_frozen = load_generator(cfg.generator, device=device)
+    G_train = copy.deepcopy(G_frozen)
+    guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(cfg.clip_models, cfg.clip_weights)])
+    if cfg.style_images:
+        style = load_image_folder(cfg.style_images, G_frozen.img_resolution).to(device)
+        with torch.no_grad():
+            # Reference images of the source domain: G_frozen samples from fixed seeds.
+            frozen = G_frozen(z_from_seeds(range(max(8, len(style))), G_frozen.z_dim).to(device), noise_mode="const")
+        directions = guide.image_directions(style, frozen)
+        targets = guide.image_targets(style)
+        log(f"image-guided direction from {len(style)} images in {cfg.style_images}")
+    else:
+        directions = guide.text_directions(cfg.source_text, cfg.target_text, templates=cfg.templates)
+        targets = guide.text_targets(cfg.target_text, templates=cfg.templates)
+    identity = None
+    if cfg.id_weight > 0:
+        identity, message = load_identity_loss(device=device)
+        log(message)
+    return Setup(G_frozen, G_train, guide, directions, targets, identity)
+
+
+@dataclass
+class Latents:
+    """One batch of z, with an optional style-mixing partner from W+ index `cutoff` on."""
+
+    z: torch.Tensor
+    z_mix: torch.Tensor | None = None
+    cutoff: int = 0
+
+    def ws(self, G, truncation: float) -> torch.Tensor:
+        """`[N, num_ws, w_dim]` through G's own mapping network."""
+        ws = G.mapping(self.z, truncation_psi=truncation)
+        if self.z_mix is not None:
+            ws = style_mix(ws, G.mapping(self.z_mix, truncation_psi=truncation), self.cutoff)
+        return ws
+
+
+def sample_latents(sampler: torch.Generator, n: int, *, z_dim: int, num_ws: int, mixing: float, device) -> Latents:
+    """A batch of z from the run's own sampler; style-mixed with probability `mixing`."""
+    z = torch.randn(n, z_dim, generator=sampler).to(device)
+    if mixing > 0 and torch.rand((), generator=sampler).item() < mixing:
+        cutoff = int(torch.randint(1, num_ws, (), generator=sampler))
+        return Latents(z, torch.randn(n, z_dim, generator=sampler).to(device), cutoff)
+    return Latents(z)
+
+
+def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, truncation: float, device) -> Path:
+    """Grid for fixed seeds 0..n-1: top row G_frozen, bottom row G_train (same z, same noise)."""
+    z = z_from_seeds(range(n), G_frozen.z_dim).to(device)
+    with torch.no_grad():
+        rows = torch.cat([G_frozen(z, truncation_psi=truncation), G_train(z, truncation_psi=truncation)])
+    return save_image(image_grid(rows.cpu(), nrow=n), run_dir / "samples" / f"step_{step:06d}.png")
+
+
+def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: dict | None = None, progress: bool = True,
+          log: Callable[[str], None] | None = None, on_save: Callable[[Path], None] | None = None) -> Path:
+    """Run (or resume) NADA training into `run_dir`; return the path of the exported `generator.pt`.
+
+    Args:
+        cfg: the run's config; None when resuming (the saved one is used).
+        resume: continue from the newest checkpoint in run_dir.
+        overrides: settings the user gave explicitly on resume (only steps and output cadence may change).
+        progress: show a tqdm progress bar.
+        log: where status lines go (default: printed above the progress bar).
+        on_save: called with the path of every file the run finishes writing (for mirroring).
+    """
+    from tqdm.auto import tqdm
+
+    log = log or tqdm.write
+    run_dir = Path(run_dir)
+    cfg, ckpt_path = open_run(run_dir, cfg, resume=resume, overrides=overrides)
+    saved = on_save or (lambda path: None)
+    saved(run_dir / "config.json")
+    device = resolve_device(cfg.device)
+    setup = build_setup(cfg, device, log)
+    G_frozen, G_train, guide = setup.G_frozen, setup.G_train, setup.guide
+
+    spec = parse_layer_spec(cfg.layers, G_train, include_torgb=cfg.include_torgb)
+    candidates = selectable_layers(G_train, include_torgb=cfg.include_torgb) if spec.dynamic else \
+        static_layers(spec, G_train, include_torgb=cfg.include_torgb)
+    selected = list(candidates)
+    selected_ws: list[int] = []
+    train_mapping = "mapping" in candidates
+    # The optimiser holds only the layers this spec can ever train; a dynamic spec turns subsets on.
+    names = set(set_trainable(G_train, candidates))
+    params = [p for n, p in G_train.named_parameters() if n in names]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+    sampler = torch.Generator().manual_seed(cfg.seed)
+    directions = setup.directions
+    start = 0
+    if ckpt_path is not None:
+        state = load_checkpoint(ckpt_path)
+        G_train.load_state_dict(state["G_train"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng(state["rng"], sampler)
+        directions = [d.to(device) for d in state["directions"]]
+        selected, selected_ws = list(state["selected_layers"]), list(state["selected_ws"])
+        start = int(state["step"])
+        log(f"resumed {run_dir} at step {start} from {ckpt_path.name}")
+    truncate_log(run_dir, start)
+    set_trainable(G_train, selected)
+
+    def checkpoint(step: int) -> Path:
+        path = save_checkpoint(run_dir, {
+            "step": step, "G_train": {k: v.detach().cpu() for k, v in G_train.state_dict().items()},
+            "latent_avg": G_train.w_avg.detach().cpu(), "arch": G_train.arch,
+            "optimizer": optimizer.state_dict(), "rng": rng_state(sampler), "config": cfg.to_dict(),
+            "directions": [d.detach().cpu() for d in directions], "selected_layers": selected, "selected_ws": selected_ws,
+        }, keep=cfg.keep)
+        saved(path)
+        return path
+
+    def samples(step: int) -> None:
+        saved(write_samples(run_dir, step, G_frozen, G_train, n=cfg.n_samples, truncation=cfg.sample_truncation, device=device))
+
+    def global_loss(images):
+        return guide.global_(images, setup.global_targets)
+
+    if start == 0:
+        samples(0)
+    last_good = ckpt_path
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="nada", unit="step")
+    for it in range(start, cfg.steps):
+        t0 = time.perf_counter()
+        latents = sample_latents(sampler, cfg.batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=cfg.mixing, device=device)
+        with torch.no_grad():
+            ws = latents.ws(G_frozen, cfg.truncation)
+        if spec.dynamic and it % cfg.auto_every == 0:
+            if spec.kind == "auto":
+                with torch.no_grad():
+                    ws_auto = sample_latents(sampler, cfg.auto_batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=0.0,
+                                             device=device).ws(G_frozen, cfg.truncation)
+                selected_ws, selected = auto_select(G_train, ws_auto, global_loss, k=spec.k, iters=cfg.auto_iters,
+                                                    lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
+            else:
+                selected = gradnorm_select(G_train, ws, global_loss, k=spec.k, candidates=candidates)
+            set_trainable(G_train, selected)
+        with torch.no_grad():
+            img_frozen = G_frozen.synthesis(ws, noise_mode="const")
+        # Both generators see the same w, unless the mapping itself is being trained (phase:all).
+        ws_train = latents.ws(G_train, cfg.truncation) if train_mapping else ws
+        img_train = G_train.synthesis(ws_train, noise_mode="const")
+        loss, terms = guide.directional(img_frozen, img_train, directions)
+        record = {"step": it + 1, "directional": terms}
+        if cfg.l2_weight > 0:
+            l2 = l2_regulariser(img_frozen, img_train)
+            loss = loss + cfg.l2_weight * l2
+            record["l2"] = l2.item()
+        if setup.identity is not None and cfg.id_weight > 0:
+            idl = setup.identity(img_frozen, img_train)
+            loss = loss + cfg.id_weight * idl
+            record["id"] = idl.item()
+        if not torch.isfinite(loss):
+            bar.close()
+            keep = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
+            raise NadaError(f"loss became {loss.item()} at step {it + 1}; {keep}; lower --lr (now {cfg.lr:g}) and start again")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        record["loss"] = loss.item()
+        record["seconds"] = round(time.perf_counter() - t0, 4)
+        if spec.dynamic:
+            record["layers"] = list(selected)
+            if spec.kind == "auto":
+                record["ws_indices"] = list(selected_ws)
+        with open(run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        step = it + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if cfg.sample_every and step % cfg.sample_every == 0 and step != cfg.steps:
+            samples(step)
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
+            last_good = checkpoint(step)
+    bar.close()
+    if start < cfg.steps:
+        samples(cfg.steps)
+        checkpoint(cfg.steps)
+    saved(run_dir / "log.jsonl")
+    out = save_generator(G_train, run_dir / "generator.pt")
+    saved(out)
+    return out
