@@ -44,28 +44,29 @@ class Setup:
     identity: torch.nn.Module | None
 
 
-def build_setup(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]) -> Setup:
-    """Load the generators and CLIP models and compute the target directions."""
+def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
+                style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None]) -> Setup:
+    """Load the generators and CLIP models and compute the target directions (text, or style images)."""
     from .clip_models import load_clip
     from .generator_io import load_generator
     from .identity import load_identity_loss
 
-    G_frozen = load_generator(cfg.generator, device=device)
+    G_frozen = load_generator(generator, device=device)
     G_train = copy.deepcopy(G_frozen)
-    guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(cfg.clip_models, cfg.clip_weights)])
-    if cfg.style_images:
-        style = load_image_folder(cfg.style_images, G_frozen.img_resolution).to(device)
+    guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(clip_models, clip_weights)])
+    if style_images:
+        style = load_image_folder(style_images, G_frozen.img_resolution).to(device)
         with torch.no_grad():
             # Reference images of the source domain: G_frozen samples from fixed seeds.
             frozen = G_frozen(z_from_seeds(range(max(8, len(style))), G_frozen.z_dim).to(device), noise_mode="const")
         directions = guide.image_directions(style, frozen)
         targets = guide.image_targets(style)
-        log(f"image-guided direction from {len(style)} images in {cfg.style_images}")
+        log(f"image-guided direction from {len(style)} images in {style_images}")
     else:
-        directions = guide.text_directions(cfg.source_text, cfg.target_text, templates=cfg.templates)
-        targets = guide.text_targets(cfg.target_text, templates=cfg.templates)
+        directions = guide.text_directions(source_text, target_text, templates=templates)
+        targets = guide.text_targets(target_text, templates=templates)
     identity = None
-    if cfg.id_weight > 0:
+    if id_weight > 0:
         identity, message = load_identity_loss(device=device)
         log(message)
     return Setup(G_frozen, G_train, guide, directions, targets, identity)
@@ -124,7 +125,9 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
     saved = on_save or (lambda path: None)
     saved(run_dir / "config.json")
     device = resolve_device(cfg.device)
-    setup = build_setup(cfg, device, log)
+    setup = build_setup(generator=cfg.generator, clip_models=cfg.clip_models, clip_weights=cfg.clip_weights,
+                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
+                        style_images=cfg.style_images, id_weight=cfg.id_weight, device=device, log=log)
     G_frozen, G_train, guide = setup.G_frozen, setup.G_train, setup.guide
 
     spec = parse_layer_spec(cfg.layers, G_train, include_torgb=cfg.include_torgb)

@@ -1,0 +1,91 @@
+"""`python -m nada_utils train` and `generate --checkpoint`: results, and one-line errors with exit 2."""
+
+import pytest
+
+from nada_utils.cli import main
+from nada_utils.identity import IRSE50, load_identity_loss
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error(code, err):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--preset", "tiny", "--out", str(run), "--steps", "6", "--quiet"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--source", ""], "must not be empty"),
+    (["--source", "sketch", "--target", "sketch"], "the same text"),
+    (["--layers", "top:3"], "unknown layer spec"),
+    (["--layers", "last:9"], "between 1 and 4"),
+    (["--layers", "auto:0"], "between 1 and 8"),
+    (["--steps", "0"], "--steps must be > 0"),
+    (["--batch", "-1"], "--batch must be > 0"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--clip-weights", "1,2"], "2 values for 1 CLIP models"),
+    (["--preset", "ffhq-anime"], "unknown preset"),
+])
+def test_bad_train_settings(tmp_path, capsys, args, needle):
+    out = tmp_path / "run"
+    base = ["train", "--out", out, "--quiet"] + ([] if "--preset" in args else ["--preset", "tiny"])
+    line = one_error(*run_cli(capsys, *base, *args)[::2])
+    assert needle in line
+    assert not (out / "checkpoints").exists() and not (out / "generator.pt").exists()
+
+
+def test_run_dir_rules(tmp_path, capsys, tiny_run):
+    before = (tiny_run / "generator.pt").read_bytes()
+    assert "already holds a run" in one_error(*run_cli(capsys, "train", "--preset", "tiny", "--out", tiny_run)[::2])
+    assert (tiny_run / "generator.pt").read_bytes() == before  # never overwritten
+    assert "nothing to resume" in one_error(*run_cli(capsys, "train", "--out", tmp_path / "empty", "--resume")[::2])
+    line = one_error(*run_cli(capsys, "train", "--out", tiny_run, "--resume", "--generator", "random:64")[::2])
+    assert "change generator" in line
+    line = one_error(*run_cli(capsys, "train", "--out", tiny_run, "--resume", "--clip", "ViT-B/32")[::2])
+    assert "change clip_models" in line
+    line = one_error(*run_cli(capsys, "train", "--out", tiny_run, "--resume", "--target", "anime")[::2])
+    assert "cannot change target_text" in line
+
+
+def test_same_command_with_resume_continues(capsys, tiny_run):
+    code, out, err = run_cli(capsys, "train", "--preset", "tiny", "--out", tiny_run, "--steps", "8", "--resume", "--quiet")
+    assert code == 0, err
+    assert "resumed" in out + err
+
+
+def test_generate_from_run_with_compare(tmp_path, capsys, tiny_run):
+    from PIL import Image
+
+    code, _, err = run_cli(capsys, "generate", "--checkpoint", tiny_run, "--compare", "--seeds", "0-2", "--out", tmp_path / "c.png")
+    assert code == 0, err
+    assert Image.open(tmp_path / "c.png").size == (3 * 34 + 2, 2 * 34 + 2)  # 2 rows x 3 seeds, 32 px + gaps
+    code, _, err = run_cli(capsys, "generate", "--checkpoint", tiny_run / "checkpoints" / "step_000006.pt",
+                           "--seeds", "0", "--out", tmp_path / "d.png")
+    assert code == 0, err
+    assert "no generator.pt and no checkpoint" in one_error(*run_cli(capsys, "generate", "--checkpoint", tmp_path, "--out", tmp_path / "x.png")[::2])
+
+
+def test_identity_loss_skipped_without_weights(tmp_path):
+    loss, message = load_identity_loss(tmp_path / "missing.pth")
+    assert loss is None and "identity loss skipped" in message and "fetch ir-se50" in message
+
+
+def test_irse50_has_the_published_layout():
+    net = IRSE50()
+    keys = net.state_dict().keys()
+    assert sum(p.numel() for p in net.parameters()) == 43_797_696  # 175 MB of float32, as the registry says
+    for k in ("input_layer.0.weight", "body.3.shortcut_layer.0.weight", "body.1.res_layer.5.fc1.weight",
+              "body.23.res_layer.4.running_var", "output_layer.3.weight", "output_layer.4.running_mean"):
+        assert k in keys, k
