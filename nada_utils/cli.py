@@ -125,9 +125,9 @@ def cmd_train(args) -> int:
             raise NadaError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
         # Re-running the same command with --resume must work: its settings equal the saved ones.
         overrides = {**(PRESETS[args.preset] if args.preset else {}), **explicit}
-        out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet)
+        out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet, sync_dir=args.sync_dir)
     else:
-        out = train(make_config(args.preset, **explicit), args.out, progress=not args.quiet)
+        out = train(make_config(args.preset, **explicit), args.out, progress=not args.quiet, sync_dir=args.sync_dir)
     print(f"wrote {out}; samples in {Path(args.out) / 'samples'}, log in {Path(args.out) / 'log.jsonl'}")
     return 0
 
@@ -234,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--keep", type=int, help="checkpoints kept (default 3)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--sync-dir", help="mirror the run here (e.g. a Google Drive folder); --resume restores from it")
     t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

@@ -24,7 +24,8 @@ from nada_utils.registry import WeightSpec, get_spec, local_path, mirror_url
 _CHUNK = 1 << 20  # 1 MiB: large enough for speed, small enough for a smooth progress bar
 _HTML_PREFIXES = (b"<!doctype html", b"<html")
 _PAGE_FIX = "the server sent a web page (login, error or quota page); check the URL or NADA_MIRROR"
-_DRIVE_FIX = "Google Drive quota exceeded or file not public; copy it into your own Drive or download by hand"
+_DRIVE_FIX = ("Google Drive refused it (quota exceeded, too many users, or not public); copy the file into your own "
+              "Drive and pass its path (in Colab: drive_sync.use_local_copy), or download it by hand")
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = _CHUNK) -> str:

@@ -106,7 +106,8 @@ def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, trunca
 
 
 def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: dict | None = None, progress: bool = True,
-          log: Callable[[str], None] | None = None, on_save: Callable[[Path], None] | None = None) -> Path:
+          log: Callable[[str], None] | None = None, on_save: Callable[[Path], None] | None = None,
+          sync_dir=None, sync_retries: int = 3, sync_backoff: float = 1.0) -> Path:
     """Run (or resume) NADA training into `run_dir`; return the path of the exported `generator.pt`.
 
     Args:
@@ -115,14 +116,47 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
         overrides: settings the user gave explicitly on resume (only steps and output cadence may change).
         progress: show a tqdm progress bar.
         log: where status lines go (default: printed above the progress bar).
-        on_save: called with the path of every file the run finishes writing (for mirroring).
+        on_save: called with the path of every file the run finishes writing.
+        sync_dir: a mirror folder (e.g. on Google Drive): finished files are copied there in the
+            background, and a resume restores from it when the local run dir is missing or older.
+        sync_retries, sync_backoff: attempts per mirrored file, and the first wait between them (s).
     """
     from tqdm.auto import tqdm
 
     log = log or tqdm.write
     run_dir = Path(run_dir)
+    mirror = None
+    if sync_dir is not None:
+        from drive_sync.mirror import RunMirror, check_new_mirror, restore_run
+
+        if resume:
+            restore_run(sync_dir, run_dir, log=log)
+        else:
+            check_new_mirror(sync_dir)
     cfg, ckpt_path = open_run(run_dir, cfg, resume=resume, overrides=overrides)
-    saved = on_save or (lambda path: None)
+    if sync_dir is not None:
+        mirror = RunMirror(run_dir, sync_dir, keep=cfg.keep, retries=sync_retries, backoff=sync_backoff, log=log)
+    try:
+        return _train(cfg, run_dir, ckpt_path, progress=progress, log=log, tqdm=tqdm,
+                      on_save=_chain(on_save, mirror.push if mirror else None))
+    finally:
+        if mirror is not None:
+            mirror.close()
+
+
+def _chain(*callbacks):
+    callbacks = [c for c in callbacks if c is not None]
+
+    def call(path: Path) -> None:
+        for c in callbacks:
+            c(path)
+
+    return call
+
+
+def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress: bool, log, tqdm, on_save) -> Path:
+    """The loop of `train`, on a prepared run dir."""
+    saved = on_save
     saved(run_dir / "config.json")
     device = resolve_device(cfg.device)
     setup = build_setup(generator=cfg.generator, clip_models=cfg.clip_models, clip_weights=cfg.clip_weights,
@@ -156,6 +190,7 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
     set_trainable(G_train, selected)
 
     def checkpoint(step: int) -> Path:
+        saved(run_dir / "log.jsonl")  # the mirror gets the log with each checkpoint; resume trims it to the step
         path = save_checkpoint(run_dir, {
             "step": step, "G_train": {k: v.detach().cpu() for k, v in G_train.state_dict().items()},
             "latent_avg": G_train.w_avg.detach().cpu(), "arch": G_train.arch,
@@ -231,7 +266,6 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
     if start < cfg.steps:
         samples(cfg.steps)
         checkpoint(cfg.steps)
-    saved(run_dir / "log.jsonl")
     out = save_generator(G_train, run_dir / "generator.pt")
     saved(out)
     return out

@@ -250,7 +250,7 @@ def test_gdown_is_called_with_allowed_kwargs_only(synthetic, monkeypatch, tmp_pa
 
 def test_gdown_quota_page_is_reported(synthetic, monkeypatch, tmp_path):
     _fake_gdown(monkeypatch, body=b"<!DOCTYPE html><html>Too many users</html>")
-    with pytest.raises(NadaError, match="Google Drive quota exceeded or file not public") as info:
+    with pytest.raises(NadaError, match="Google Drive refused it.*copy the file into your own Drive") as info:
         download.fetch("synthetic", quiet=True)
     _assert_one_line_with_path(info, tmp_path)
     _assert_clean(tmp_path)
