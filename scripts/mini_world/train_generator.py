@@ -39,16 +39,21 @@ def main():
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--channels", help="override the spec's channels, e.g. 4:256,8:256,16:128,32:64,64:32")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    G = Generator(**MINI_GENERATOR).to(device).train()
+    arch = dict(MINI_GENERATOR)
+    if args.channels:
+        arch["channels"] = {int(k): int(v) for k, v in (kv.split(":") for kv in args.channels.split(","))}
+    G = Generator(**arch).to(device).train()
     mapping = [p for n, p in G.named_parameters() if n.startswith("style.")]
     synthesis = [p for n, p in G.named_parameters() if not n.startswith("style.")]
-    # The mapping's equalised-lr multiplier (0.01) slows its updates 100x; regression needs it to learn
-    # the z -> scene decoding as fast as the rest, so its group gets a 100x larger Adam step.
-    opt = torch.optim.Adam([{"params": synthesis}, {"params": mapping, "lr": args.lr * 100 * G.lr_mlp}],
-                           lr=args.lr, betas=(0.0, 0.99))
+    # The mapping's equalised-lr multiplier (0.01) stores its weights 100x larger, so the same Adam
+    # step moves them 100x less. Regression needs the z -> scene decoding to learn as fast as the
+    # rest, so the mapping's group gets lr / lr_mlp. Betas are regression defaults, not GAN ones.
+    opt = torch.optim.Adam([{"params": synthesis}, {"params": mapping, "lr": args.lr / G.lr_mlp}],
+                           lr=args.lr, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr * 0.02)
     sampler = torch.Generator(device="cpu").manual_seed(args.seed)
     held_out = torch.randn(256, G.z_dim, generator=torch.Generator().manual_seed(10_000)).to(device)
@@ -67,7 +72,7 @@ def main():
             with torch.no_grad():
                 held = (G(held_out, noise_mode="const") - target_held).abs().mean().item()
             print(f"step {step} train L1 {loss.item():.4f} held-out L1 {held:.4f} ({time.time() - t0:.0f} s)", flush=True)
-        if step % 5000 == 0 or step == args.steps:  # a usable file even if the run is cut short
+        if step % 2000 == 0 or step == args.steps:  # a usable file even if the run is cut short
             export(G, args.out)
     print(f"wrote {args.out} after {time.time() - t0:.0f} s on {device}")
 
