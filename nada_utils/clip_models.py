@@ -67,6 +67,12 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
     """
     if is_builtin(name_or_path):
         return builtin_clip(name_or_path).to(device)
+    from nada_utils import registry
+
+    if isinstance(name_or_path, str) and registry.REGISTRY.get(name_or_path) and registry.REGISTRY[name_or_path].kind == "clip":
+        from nada_utils.download import fetch
+
+        name_or_path = str(fetch(name_or_path))
     clip = _import_clip()
     if isinstance(name_or_path, str) and name_or_path in clip.available_models():
         model = _load_named(clip, name_or_path)

@@ -48,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # write a checkpoint every N steps (0: only at the end)
     keep: int = 3  # checkpoints kept on disk (the newest)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
+    ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
     extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
 
     def __post_init__(self):
@@ -74,6 +75,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise NadaError(message)
+        from .ground_truth import check_ground_truth
+
+        check_ground_truth(self.ground_truth)
         if self.style_images is None:
             from .clip_guide import check_prompts
 
@@ -97,6 +101,13 @@ PRESETS: dict[str, dict] = {
     # Mechanics only: a tiny random generator and CLIP from fixed seeds; seconds on a CPU.
     "tiny": dict(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), steps=20,
                  batch=2, sample_every=10, checkpoint_every=10, n_samples=4, auto_batch=4),
+    **{f"mini-{domain}": dict(
+        # The mini world: bundled 64 px generator and mini CLIP, scored against true target renders.
+        generator="mini-photo", clip_models=("mini-clip",), clip_weights=(1.0,), source_text="a photo",
+        target_text=prompt, templates=False, ground_truth=f"mini-world:{domain}", layers="all", steps=200, batch=8,
+        # 5x the reference lr: the 64 px generator must move far (colour photo -> grey paper) in 200 steps.
+        lr=0.01, sample_every=50, checkpoint_every=50, n_samples=8, sample_truncation=1.0)
+        for domain, prompt in (("sketch", "a pencil sketch"), ("cartoon", "a cartoon"), ("night", "a night photo"))},
     # The reference's photo -> sketch on FFHQ 1024 with ViT-B/32 + ViT-B/16.
     "ffhq-sketch": dict(generator="ffhq-1024", clip_models=("ViT-B/32", "ViT-B/16"), clip_weights=(1.0, 1.0),
                         source_text="photo", target_text="sketch", layers="all", steps=301, batch=2),

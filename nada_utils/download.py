@@ -236,6 +236,15 @@ def _verify_present(spec: WeightSpec, path: Path, source: str | None) -> None:
     _write_sidecar(path, digest)
 
 
+def _verify_bundled(spec: WeightSpec, path: Path) -> Path:
+    """A file shipped inside the package: present and matching its checksum (small, so hashed each time)."""
+    if not path.is_file():
+        raise NadaError(f"{spec.name} should ship with nada at {path} but is missing; reinstall nada (git checkout restores it)")
+    if spec.sha256 is not None and sha256_file(path) != spec.sha256.lower():
+        raise NadaError(f"bundled file {path} does not match its checksum; reinstall nada or run git checkout -- {path.name}")
+    return path
+
+
 def _sources(spec: WeightSpec) -> list[tuple[str, str]]:
     # (kind, address) in the order to try; a mirror replaces everything else.
     mirror = mirror_url(spec)
@@ -256,6 +265,8 @@ def fetch(name: str, *, quiet: bool = False, timeout: float = 60.0) -> Path:
     """
     spec = get_spec(name)
     dest = local_path(name)
+    if spec.bundled:
+        return _verify_bundled(spec, dest)
     sources = _sources(spec)
     if dest.is_file():
         _verify_present(spec, dest, sources[0][1] if sources else None)

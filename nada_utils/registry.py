@@ -19,6 +19,7 @@ KINDS = (
     "generator-tf-pkl",
     "identity-irse50",
     "encoder-e4e",
+    "clip",
 )
 
 
@@ -35,6 +36,7 @@ class WeightSpec:
     sha256: str | None  # hex digest; None when not recorded, never guessed
     description: str  # one line for listings
     notes: str = ""  # loader hints or caveats, e.g. "car-512: crop rows 64:448"
+    bundled: str | None = None  # path inside the nada_utils package for files shipped with it (mini world)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -141,6 +143,18 @@ _ENTRIES = [
     ),
 ]
 
+# Shipped inside the package: the mini world's models, trained by scripts/mini_world/ (see docs/MINI_WORLD.md).
+_ENTRIES += [
+    WeightSpec(name="mini-photo", filename="mini_photo_g.pt", kind="generator-rosinality", gdrive_id=None, url=None,
+               size=4_582_479, sha256="465438ac497f470b4e145e7c4f3dc18132f350b6a70dab3aaa73d712be69d93b",
+               description="mini world StyleGAN2, 64x64: G(z) draws the photo of scene(z)",
+               notes="bundled; regenerate with scripts/mini_world/train_generator.py", bundled="mini_world/weights/mini_photo_g.pt"),
+    WeightSpec(name="mini-clip", filename="mini_clip.pt", kind="clip", gdrive_id=None, url=None,
+               size=8_342_653, sha256="f84ab0db6b64e0ab67a5a973c19fc5a586302e1a39f779c448b0839e51bbaaa6",
+               description="mini world CLIP (64 px ViT, 64-d embeddings), knows photo/sketch/cartoon/night",
+               notes="bundled; regenerate with scripts/mini_world/train_clip.py", bundled="mini_world/weights/mini_clip.pt"),
+]
+
 REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _ENTRIES}
 
 
@@ -164,8 +178,11 @@ def get_spec(name: str) -> WeightSpec:
 
 
 def local_path(name: str) -> Path:
-    """Return where the file for `name` lives in the cache (or should be put by hand)."""
-    return cache_dir() / get_spec(name).filename
+    """Return where the file for `name` lives: in the package if bundled, else in the cache (or put by hand)."""
+    spec = get_spec(name)
+    if spec.bundled:
+        return Path(__file__).resolve().parent / spec.bundled
+    return cache_dir() / spec.filename
 
 
 def is_present(name: str) -> bool:

@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .devices import resolve_device
 from .errors import NadaError
 from .freezing import parse_layer_spec, selectable_layers, set_trainable, static_layers
+from .fileio import atomic_write_text
 from .generator_io import save_generator
 from .images import image_grid, load_image_folder, save_image
 from .losses import l2_regulariser
@@ -266,6 +267,12 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     if start < cfg.steps:
         samples(cfg.steps)
         checkpoint(cfg.steps)
+    if cfg.ground_truth:
+        from .ground_truth import evaluate_ground_truth
+
+        metrics = evaluate_ground_truth(cfg.ground_truth, G_frozen, G_train)
+        saved(atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n"))
+        log("ground truth: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
     out = save_generator(G_train, run_dir / "generator.pt")
     saved(out)
     return out

@@ -23,6 +23,8 @@ EXPECTED_NAMES = {
     "horse-256",
     "ir-se50",
     "e4e-ffhq",
+    "mini-photo",
+    "mini-clip",
 }
 
 
@@ -35,7 +37,7 @@ def test_entry_is_well_formed(name):
     spec = registry.REGISTRY[name]
     assert spec.name == name
     assert spec.kind in registry.KINDS
-    assert spec.url or spec.gdrive_id, "every entry needs a download source"
+    assert spec.url or spec.gdrive_id or spec.bundled, "every entry needs a download source or ships bundled"
     assert spec.url is None or spec.url.startswith("https://")
     assert spec.url is None or spec.url.endswith("/" + spec.filename)
     assert spec.sha256 is None or HEX64.fullmatch(spec.sha256)
@@ -92,3 +94,12 @@ def test_mirror_url(monkeypatch):
     assert registry.mirror_url(spec) is None
     monkeypatch.setenv("NADA_MIRROR", "http://127.0.0.1:9/weights/")
     assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
+
+
+@pytest.mark.parametrize("name", ["mini-photo", "mini-clip"])
+def test_bundled_files_ship_and_match_their_checksums(name):
+    from nada_utils.download import fetch, sha256_file
+
+    spec = registry.REGISTRY[name]
+    path = fetch(name)
+    assert path.is_file() and path.stat().st_size == spec.size and sha256_file(path) == spec.sha256

@@ -1,0 +1,38 @@
+"""Ground-truth evaluators that a run's config can name (`TrainConfig.ground_truth`).
+
+A generator whose latents have known true images in another domain (the mini world) can be scored
+against them. The trainer calls `evaluate_ground_truth(name, ...)` at the end of a run and writes
+`metrics.json`; it knows nothing about any particular world.
+"""
+
+from __future__ import annotations
+
+from .errors import NadaError
+
+
+def _mini_world(domain: str, G_frozen, G_train) -> dict:
+    from .mini_world.metrics import evaluate
+    from .mini_world.renderer import DOMAINS
+
+    if domain not in DOMAINS:
+        raise NadaError(f"mini-world has no domain {domain!r}; use one of {', '.join(DOMAINS)}")
+    return evaluate(G_frozen, G_train, domain)
+
+
+EVALUATORS = {"mini-world": _mini_world}
+
+
+def check_ground_truth(name: str | None) -> None:
+    """Validate a `world:domain` name early, before any training."""
+    if name is None:
+        return
+    world, sep, domain = name.partition(":")
+    if world not in EVALUATORS or not sep or not domain:
+        raise NadaError(f"unknown ground truth {name!r}; use WORLD:DOMAIN with WORLD one of {', '.join(EVALUATORS)}")
+
+
+def evaluate_ground_truth(name: str, G_frozen, G_train) -> dict:
+    """Metrics of G_train against the true target images of ground truth `name` ("mini-world:sketch")."""
+    check_ground_truth(name)
+    world, _, domain = name.partition(":")
+    return EVALUATORS[world](domain, G_frozen, G_train)
