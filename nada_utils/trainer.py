@@ -53,6 +53,9 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
     from .identity import load_identity_loss
 
     G_frozen = load_generator(generator, device=device)
+    if G_frozen.c_dim:
+        raise NadaError(f"{generator} is class-conditional ({G_frozen.c_dim} classes); adapting conditional generators "
+                        f"is not supported yet: use `generate --class N` to sample it, or an unconditional generator")
     G_train = copy.deepcopy(G_frozen)
     guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(clip_models, clip_weights)])
     if style_images:

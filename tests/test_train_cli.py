@@ -89,3 +89,14 @@ def test_irse50_has_the_published_layout():
     for k in ("input_layer.0.weight", "body.3.shortcut_layer.0.weight", "body.1.res_layer.5.fc1.weight",
               "body.23.res_layer.4.running_var", "output_layer.3.weight", "output_layer.4.running_mean"):
         assert k in keys, k
+
+
+def test_conditional_generator_is_refused_cleanly(tmp_path, capsys):
+    from conftest import make_tiny_generator
+
+    from nada_utils import save_generator
+
+    save_generator(make_tiny_generator(c_dim=10), tmp_path / "cond.pt")
+    line = one_error(*run_cli(capsys, "train", "--preset", "tiny", "--generator", tmp_path / "cond.pt",
+                              "--out", tmp_path / "run", "--quiet")[::2])
+    assert "class-conditional" in line

@@ -1,7 +1,7 @@
 """Train the mini StyleGAN2 so that G(z) renders the photo of scene(z): a generator with ground truth.
 
 Usage: python scripts/mini_world/train_generator.py --out nada_utils/mini_world/weights/mini_photo_g.pt
-       [--steps 20000] [--batch 64] [--seed 0] [--device cuda]
+       [--steps 12000] [--batch 64] [--seed 0] [--device cuda]
 
 Regression, not adversarial training: every z has a known target, render(scene_from_z(z), "photo"),
 and the generator is trained with an L1 loss to draw exactly that. It is our own Generator class in
@@ -34,7 +34,7 @@ def export(G, out):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--seed", type=int, default=0)
