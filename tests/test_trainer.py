@@ -86,15 +86,20 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path, re
     cmd = [sys.executable, "-m", "nada_utils", "train", "--preset", "tiny", "--out", str(run), "--steps", "12",
            "--checkpoint-every", "1", "--sample-every", "4", "--keep", "2", "--quiet"]
     rng = random.Random(7)
+
+    def resume_flag():
+        # Resume when a run was started; a kill before config.json is written leaves no run to resume.
+        return ["--resume"] if (run / "config.json").exists() else []
+
     for attempt in range(3):
-        proc = subprocess.Popen(cmd + (["--resume"] if run.exists() else []), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd + resume_flag(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(2.0, 5.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         for p in (run / "checkpoints").glob("step_*.pt") if (run / "checkpoints").exists() else []:
             torch.load(p, weights_only=True)  # every file under a final name is complete
-    proc = subprocess.run(cmd + (["--resume"] if run.exists() else []), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd + resume_flag(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (run / "generator.pt").read_bytes() == ref_out.read_bytes()
 
