@@ -117,6 +117,11 @@ _BUILTINS = {name: getattr(builtins, name) for name in ("set", "frozenset", "tup
                                                          "bool", "str", "bytes", "bytearray", "complex", "slice")}
 
 
+_REFUSED_MODULES = {"builtins", "__builtin__", "os", "posix", "nt", "subprocess", "sys", "importlib", "runpy", "shutil",
+                    "socket", "pickle", "_pickle", "copyreg", "codecs", "_codecs", "io", "_io", "pty", "ctypes", "marshal",
+                    "types", "functools", "operator", "webbrowser", "multiprocessing", "threading", "signal", "code", "pdb"}
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves globals only through the allow-list above; other classes become `Opaque`."""
 
@@ -132,10 +137,11 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._allowed[key]
         if module == "builtins" and name in _BUILTINS:
             return _BUILTINS[name]
-        if module in ("builtins", "__builtin__", "os", "posix", "nt", "subprocess", "sys", "importlib", "runpy") or \
-                module.startswith(("torch", "numpy", "copyreg", "pickle", "_codecs")):
-            # Functions from these modules can act on the system; classes there we do not need.
+        if module.split(".")[0] in _REFUSED_MODULES:
+            # Nothing from these is ever needed to rebuild weights; a pickle naming them is hostile or broken.
             raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
+        # Anything else (NVlabs classes, stray torch or numpy types) becomes an inert record: it is
+        # never imported or called, so keeping it is as safe as refusing it, and real files still load.
         if key not in self._opaque:
             self._opaque[key] = type(f"Opaque_{name}", (Opaque,), {"module": module, "name": name})
         return self._opaque[key]

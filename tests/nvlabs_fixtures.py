@@ -106,7 +106,7 @@ def rosinality_to_nvlabs(sd, w_avg):
     return nv
 
 
-def nvlabs_pickle_bytes(nv_sd, marker_path, *, c_dim=0):
+def nvlabs_pickle_bytes(nv_sd, marker_path, *, c_dim=0, extra=None):
     """A StyleGAN2-ADA network pickle {'G', 'D', 'G_ema', ...} holding the NVlabs state dict `nv_sd`."""
     src = SOURCE_TEMPLATE.format(marker=str(marker_path))
 
@@ -134,7 +134,7 @@ def nvlabs_pickle_bytes(nv_sd, marker_path, *, c_dim=0):
     g_ema = tree("", "Generator")
     g_ema.meta["state"].update(z_dim=nv_sd["mapping.fc0.weight"].shape[1] - (nv_sd["mapping.fc0.weight"].shape[0] if c_dim else 0), c_dim=c_dim)
     data = {"G": g_ema, "D": Persistent("Discriminator", src), "G_ema": g_ema, "augment_pipe": None,
-            "training_set_kwargs": EasyDict(path="x.zip", resolution=32)}
+            "training_set_kwargs": EasyDict(path="x.zip", resolution=32), **(extra or {})}
     with fake_nvlabs_modules():
         return pickle.dumps(data, protocol=4)
 

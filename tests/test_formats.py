@@ -85,6 +85,18 @@ def test_restricted_unpickler_refuses_callables(tmp_path):
         restricted_load(tmp_path / "evil2.pkl")
 
 
+def test_unknown_harmless_globals_become_inert_records(tmp_path):
+    """A torch module pickled beside G_ema (its class is a torch global) neither blocks loading nor runs."""
+    G_ros = make_tiny_generator(32)
+    marker = tmp_path / "pwned.txt"
+    data = nvlabs_pickle_bytes(rosinality_to_nvlabs(G_ros.state_dict(), G_ros.w_avg), marker,
+                               extra={"augment_pipe": torch.nn.Identity(), "progress": {"step": torch.tensor(3)}})
+    (tmp_path / "net.pkl").write_bytes(data)
+    z = torch.randn(2, G_ros.z_dim)
+    assert torch.equal(load_generator(tmp_path / "net.pkl")(z), G_ros(z))
+    assert not marker.exists()
+
+
 def test_pickle_that_is_not_a_generator(tmp_path):
     (tmp_path / "x.pkl").write_bytes(pickle.dumps({"D": torch.zeros(2)}))
     with pytest.raises(NadaError, match="no G_ema"):
