@@ -10,7 +10,6 @@ of failure) and dropped, never raised into training.
 from __future__ import annotations
 
 import errno
-import os
 import queue
 import shutil
 import threading
@@ -20,26 +19,14 @@ from typing import Callable
 
 from nada_utils.checkpoint import list_checkpoints
 from nada_utils.errors import NadaError
-
-_TMP_MARK = ".tmp-"
+from nada_utils.fileio import TMP_MARK as _TMP_MARK
+from nada_utils.fileio import atomic_open
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
     """Copy `src` to `dst` through a temporary file in dst's folder, fsynced, then renamed."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}{_TMP_MARK}{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 def _failure_kind(exc: OSError) -> str:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from nada_utils import registry
-from nada_utils.download import fetch, human_size, sha256_file
+from nada_utils.download import fetch, human_size, sha256_file, write_sidecar
 from nada_utils.errors import NadaError
 
 
@@ -45,8 +45,5 @@ def use_local_copy(name: str, path) -> Path:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
     if spec.sha256 is not None:
-        from nada_utils.fileio import atomic_write_text
-
-        # Vouch for the verified file so `fetch` does not hash it again.
-        atomic_write_text(dest.with_name(dest.name + ".sha256"), f"{spec.sha256}  {dest.name}\n")
+        write_sidecar(dest, spec.sha256)  # verified above; `fetch` will not hash it again
     return dest

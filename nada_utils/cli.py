@@ -85,14 +85,15 @@ def cmd_generate(args) -> int:
         rows.insert(0, _render(G_frozen, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode,
                                class_idx=args.class_idx, device=device))
     images = torch.cat(rows)
+    grid = image_grid(images, nrow=len(seeds) if args.compare else None)  # with --compare: frozen row, adapted row
     out = Path(args.out)
-    if out.suffix.lower() == ".png":  # one grid image; with --compare: top row frozen, bottom row adapted
-        save_image(image_grid(images, nrow=len(seeds) if args.compare else None), out)
+    if out.suffix.lower() == ".png":  # one grid image
+        save_image(grid, out)
         print(f"wrote a grid of {len(images)} images to {out}")
         return 0
     for seed, img in zip(seeds, rows[-1]):
         save_image(img, out / f"seed{seed:04d}.png")
-    save_image(image_grid(images, nrow=len(seeds) if args.compare else None), out / "grid.png")
+    save_image(grid, out / "grid.png")
     print(f"wrote {len(seeds)} images and grid.png to {out}")
     return 0
 

@@ -77,7 +77,8 @@ def _part_path(dest: Path) -> Path:
     return dest.with_name(f"{dest.name}.part-{os.getpid()}")
 
 
-def _write_sidecar(path: Path, digest: str) -> None:
+def write_sidecar(path: Path, digest: str) -> None:
+    """Record that `path` was verified to have sha256 `digest`, so later fetches trust it without hashing."""
     # `sha256sum -c` format, written atomically like the file it vouches for.
     atomic_write_text(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n")
 
@@ -166,7 +167,7 @@ def _atomic(job: _Job, produce, sha256: str | None) -> Path:
         os.replace(tmp, job.dest)
     finally:
         tmp.unlink(missing_ok=True)  # a no-op after a successful rename; otherwise no partial file stays
-    _write_sidecar(job.dest, digest)
+    write_sidecar(job.dest, digest)
     return job.dest
 
 
@@ -233,7 +234,7 @@ def _verify_present(spec: WeightSpec, path: Path, source: str | None) -> None:
     if digest != spec.sha256.lower():
         mismatch = f"sha256 {digest[:12]}..., expected {spec.sha256[:12]}..."
         raise NadaError(f"cached file {path} is damaged ({mismatch}); {fix}")
-    _write_sidecar(path, digest)
+    write_sidecar(path, digest)
 
 
 def _verify_bundled(spec: WeightSpec, path: Path) -> Path:

@@ -12,13 +12,15 @@ import os
 import tempfile
 from pathlib import Path
 
+TMP_MARK = ".tmp-"  # in every temporary name, so leftovers of killed writes can be found and removed
+
 
 @contextlib.contextmanager
 def atomic_open(path, mode: str = "wb"):
     """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
     try:
         with os.fdopen(fd, mode) as f:
             yield f
