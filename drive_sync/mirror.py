@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import queue
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -19,14 +18,8 @@ from typing import Callable
 
 from nada_utils.checkpoint import list_checkpoints
 from nada_utils.errors import NadaError
+from nada_utils.fileio import copy_atomic
 from nada_utils.fileio import TMP_MARK as _TMP_MARK
-from nada_utils.fileio import atomic_open
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    """Copy `src` to `dst` through a temporary file in dst's folder, fsynced, then renamed."""
-    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 def _failure_kind(exc: OSError) -> str:

@@ -14,48 +14,12 @@ import time
 from pathlib import Path
 
 from .errors import NadaError
+from .rendering import parse_seeds, render_seeds
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse prints usage plus a message; we keep the one-line contract
         raise NadaError(f"{message} (see: python -m nada_utils {self.prog.split()[-1]} --help)")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """"0-7" -> [0..7]; "1,5,9" -> [1, 5, 9]; ranges and lists combine ("0-3,10")."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            a, sep, b = part.strip().partition("-")
-            seeds += list(range(int(a), int(b) + 1)) if sep else [int(a)]
-    except ValueError:
-        raise NadaError(f"bad --seeds {text!r}; use a range like 0-7 or a list like 1,5,9") from None
-    if not seeds or min(seeds) < 0 or len(seeds) > 10_000:
-        raise NadaError(f"bad --seeds {text!r}; give between 1 and 10000 seeds, all >= 0")
-    return seeds
-
-
-def _render(G, seeds, *, truncation_psi, noise_mode, class_idx, device, batch=8):
-    import torch
-    import torch.nn.functional as F
-
-    from .stylegan2 import z_from_seeds
-
-    if not 0.0 <= truncation_psi <= 1.0:
-        raise NadaError(f"--truncation must be in [0, 1], got {truncation_psi}")
-    c = None
-    if G.c_dim:
-        if class_idx is None or not 0 <= class_idx < G.c_dim:
-            raise NadaError(f"this generator is class-conditional: pass --class between 0 and {G.c_dim - 1}")
-    z_all = z_from_seeds(seeds, G.z_dim)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(seeds), batch):
-            z = z_all[i:i + batch].to(device)
-            if G.c_dim:
-                c = F.one_hot(torch.full((len(z),), class_idx, device=device), G.c_dim).float()
-            out.append(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode).cpu())
-    return torch.cat(out)
 
 
 def cmd_generate(args) -> int:
@@ -77,12 +41,12 @@ def cmd_generate(args) -> int:
         G = load_generator(path, device=device)
     else:
         G = load_generator(args.generator, device=device)
-    rows = [_render(G, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device)]
+    rows = [render_seeds(G, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device)]
     if args.compare:
         if not args.checkpoint or frozen_source is None:
             raise NadaError("--compare needs --checkpoint and the frozen generator (from the run's config.json or --generator)")
         G_frozen = load_generator(frozen_source, device=device)
-        rows.insert(0, _render(G_frozen, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode,
+        rows.insert(0, render_seeds(G_frozen, seeds, truncation_psi=args.truncation, noise_mode=args.noise_mode,
                                class_idx=args.class_idx, device=device))
     images = torch.cat(rows)
     grid = image_grid(images, nrow=len(seeds) if args.compare else None)  # with --compare: frozen row, adapted row
@@ -130,6 +94,25 @@ def cmd_train(args) -> int:
     else:
         out = train(make_config(args.preset, **explicit), args.out, progress=not args.quiet, sync_dir=args.sync_dir)
     print(f"wrote {out}; samples in {Path(args.out) / 'samples'}, log in {Path(args.out) / 'log.jsonl'}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from .config import make_config
+    from .study import export_results, run_study, study_strategies, study_table, write_study
+
+    out = Path(args.out)
+    configs = [(preset, make_config(preset, steps=args.steps, device=args.device)) for preset in args.preset]
+    for preset, base in configs:
+        specs = args.layers or study_strategies(base)
+        title = f"{preset}, {base.steps} steps"
+        rows = run_study(base, specs, out / preset, progress=not args.quiet)
+        write_study(rows, out / preset, title=title)
+        print(f"\n{title}\n{study_table(rows)}\n(table, rows and plot in {out / preset})")
+        if args.results:
+            export_results(rows, Path(args.results) / preset)
+            write_study(rows, Path(args.results) / preset, title=title, paths=False)
+            print(f"final grids, metrics and configs copied to {Path(args.results) / preset}")
     return 0
 
 
@@ -187,7 +170,7 @@ def cmd_selfcheck(args) -> int:
     G2 = load_generator(path, device=device)
     same = all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G2.state_dict().values()))
     report["save_load_exact"] = same
-    images = _render(G2, list(range(8)), truncation_psi=0.7, noise_mode="const", class_idx=None, device=device)
+    images = render_seeds(G2, list(range(8)), truncation_psi=0.7, noise_mode="const", class_idx=None, device=device)
     report["generate_s"] = round(time.perf_counter() - t0, 2)
     save_image(image_grid(images, nrow=4), out / "grid.png")
     clip_model = make_tiny_clip().to(device)
@@ -251,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="a directory (one PNG per seed plus grid.png) or a .png file (the grid only)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.set_defaults(func=cmd_generate)
+
+    st = sub.add_parser("study", help="block importance: train a preset once per layer strategy, on the same budget")
+    st.add_argument("--preset", nargs="+", required=True, help="one or more presets, e.g. mini-sketch mini-night")
+    st.add_argument("--layers", nargs="+", help="layer specs (default: last:K for every K, the phases, all, auto:K, gradnorm:K)")
+    st.add_argument("--steps", type=int, help="steps of every run (default: the preset's)")
+    st.add_argument("--out", required=True, help="runs go to OUT/PRESET/SPEC/ (reused or resumed when run again); table and plot to OUT/PRESET/")
+    st.add_argument("--results", help="also copy each run's final grid, metrics and config to RESULTS/PRESET/SPEC/")
+    st.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    st.add_argument("--quiet", action="store_true", help="no progress bars")
+    st.set_defaults(func=cmd_study)
 
     c = sub.add_parser("convert", help="convert any supported checkpoint to a rosinality-format .pt")
     c.add_argument("--generator", required=True)

@@ -58,3 +58,12 @@ def atomic_write_text(path, text: str) -> Path:
     with atomic_open(path, "w") as f:
         f.write(text)
     return Path(path)
+
+
+def copy_atomic(src, dst) -> Path:
+    """Copy `src` to `dst` through a temporary file in dst's folder, fsynced, then renamed."""
+    import shutil
+
+    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    return Path(dst)

@@ -72,3 +72,14 @@ def load_image_folder(folder, size: int) -> torch.Tensor:
     if not files:
         raise NadaError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return torch.stack([load_image(p, size) for p in files])
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """One `[3, H, W]` image in [-1, 1] as PNG bytes (for notebook widgets and displays)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image[None])[0].numpy()).save(buf, format="PNG")
+    return buf.getvalue()

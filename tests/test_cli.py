@@ -104,7 +104,7 @@ def test_convert_pickle_to_rosinality_pt(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["generate", "--generator", "x.pt", "--out", "o", "--seeds", "a-b"], "bad --seeds"),
+    (["generate", "--generator", "x.pt", "--out", "o", "--seeds", "a-b"], "bad seeds"),
     (["generate", "--generator", "x.pt"], "--out"),
     (["generate", "--generator", "ffhq-1024", "--out", "o", "--device", "tpu9"], "device"),
     (["frobnicate"], "invalid choice"),

@@ -144,12 +144,10 @@ def test_unwritable_or_full_sync_dir_warns_once_per_kind(tmp_path, monkeypatch):
     assert out.is_file()
     assert len([w for w in warnings if "not writable" in w]) == 1, warnings
 
-    import drive_sync.mirror as mirror_mod
-
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(mirror_mod.shutil, "copyfileobj", full)
+    monkeypatch.setattr(shutil, "copyfileobj", full)  # every mirror copy goes through fileio.copy_atomic
     warnings.clear()
     out = train(make_config("tiny", steps=6, checkpoint_every=2, sample_every=2), tmp_path / "run2", progress=False,
                 sync_dir=tmp_path / "mirror2", sync_retries=2, sync_backoff=0.001, log=warnings.append)

@@ -1,0 +1,88 @@
+"""Plots written as PNG files: the loss curve of a run, and a study's metrics against k.
+
+matplotlib's object API (no pyplot) keeps these free of global figure state, so they work the
+same in a notebook, a script and a test. Each function returns the PNG's path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .fileio import atomic_open
+from .run_dir import read_log
+
+
+def _figure(width: float = 6.0, height: float = 3.5):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _save(fig, path) -> Path:
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    return Path(path)
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (the first points average what there is)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_losses(run_dir, out=None) -> Path:
+    """Loss per step of a run (and each CLIP model's directional term), raw and smoothed; `RUN_DIR/loss.png`."""
+    run_dir = Path(run_dir)
+    records = read_log(run_dir)
+    fig = _figure()
+    ax = fig.add_subplot()
+    steps = [r["step"] for r in records]
+    window = max(1, len(records) // 20)
+    ax.plot(steps, [r["loss"] for r in records], color="0.8", linewidth=1, label="loss")
+    ax.plot(steps, smooth([r["loss"] for r in records], window), color="C0", label=f"loss, mean of {window}")
+    names = list(records[0]["directional"]) if records and len(records[0]["directional"]) > 1 else []
+    for i, name in enumerate(names, start=1):
+        ax.plot(steps, smooth([r["directional"][name] for r in records], window), color=f"C{i}", linewidth=1,
+                label=f"directional {name}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(run_dir.name)
+    ax.grid(alpha=0.3)
+    if records:
+        ax.legend(fontsize=8)
+    return _save(fig, out or run_dir / "loss.png")
+
+
+def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
+    """`metric` against k for each family of k-strategies (last:K, auto:K, ...); fixed strategies as lines."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    families: dict[str, list[tuple[int, float]]] = {}
+    fixed = []
+    for r in rows:
+        if r.get(metric) is None:
+            continue
+        family, sep, k = r["layers"].partition(":")
+        if sep and k.isdigit():
+            families.setdefault(family, []).append((int(k), r[metric]))
+        else:
+            fixed.append((r["layers"], r[metric]))
+    for i, (family, points) in enumerate(sorted(families.items())):
+        points.sort()
+        ax.plot([k for k, _ in points], [v for _, v in points], marker="o", color=f"C{i}", label=f"{family}:K")
+    for j, (name, value) in enumerate(fixed):
+        ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(families) + j}", label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("K")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out)

@@ -1,0 +1,166 @@
+"""Block importance: the same run, on the same budget, once per layer strategy, and its measurements.
+
+`run_study(base, strategies, root)` trains `base` with each layer spec into `root/<spec>/` (a
+finished run is reused, an interrupted one resumed, so a study survives disconnects) and returns one
+row per strategy: the ground-truth metrics when the config names some (the mini world's
+`gap_closed`, ...), the loss at the end, and the final frozen-vs-adapted grid. `write_study` saves
+the table, the rows as JSON and a plot of the main metric against K. The CLI (`study`) and
+`notebooks/block_importance.ipynb` both call these.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from .config import TrainConfig
+from .errors import NadaError
+from .fileio import atomic_write_text, copy_atomic
+from .freezing import PHASES, synthesis_blocks
+from .run_dir import check_resume, holds_run, read_config, read_log
+
+# Metrics of a row, in the order tables show them; the first one present is the study's main metric.
+METRICS = ("gap_closed", "structure", "structure_frozen", "target_share", "loss_end")
+
+
+def default_strategies(G, *, fast: bool = False) -> list[str]:
+    """last:K for every K, the reference's phases, all, auto:K and gradnorm:K; `fast`: one of each kind."""
+    blocks = len(synthesis_blocks(G))
+    if fast:
+        return ["last:1", "last:2", "phase:texture", "all", "auto:2", "gradnorm:2"]
+    ks = [k for k in (2, 4, 8) if k <= G.num_ws]
+    return ([f"last:{k}" for k in range(1, blocks + 1)] + [f"phase:{p}" for p in PHASES if p != "all"] + ["all"]
+            + [f"auto:{k}" for k in ks] + [f"gradnorm:{k}" for k in ks])
+
+
+def study_strategies(base: TrainConfig, text: str = "", *, fast: bool = False) -> list[str]:
+    """Layer specs from `text` (separated by spaces or ";"), or `default_strategies` for base's generator."""
+    specs = [s for s in text.replace(";", " ").split() if s]
+    if specs:
+        return specs
+    from .generator_io import load_generator
+
+    return default_strategies(load_generator(base.generator), fast=fast)
+
+
+def slug(spec: str) -> str:
+    """A folder name for a layer spec: "last:3" -> "last-3", "layers:convs.1,convs.2" -> "layers-convs.1-convs.2"."""
+    return spec.replace(":", "-").replace(",", "-").replace("/", "-")
+
+
+def _finished(run_dir: Path, steps: int) -> bool:
+    """The run reached `steps` and exported its generator (a shorter finished run is extended instead)."""
+    from .checkpoint import list_checkpoints
+
+    found = list_checkpoints(run_dir)
+    return (run_dir / "generator.pt").is_file() and bool(found) and found[-1][0] == steps
+
+
+def _final_sample(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / "samples").glob("step_*.png"))
+    return found[-1] if found else None
+
+
+def summarize(run_dir, spec: str | None = None) -> dict:
+    """One study row from a finished run dir: its metrics, end loss, wall time and final grid."""
+    run_dir = Path(run_dir)
+    records = read_log(run_dir)
+    tail = records[-max(1, len(records) // 10):]
+    row = {"layers": spec or read_config(run_dir).layers, "run_dir": str(run_dir),
+           "loss_end": sum(r["loss"] for r in tail) / len(tail) if tail else None,
+           "train_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
+           "samples": str(_final_sample(run_dir)) if _final_sample(run_dir) else None}
+    if (run_dir / "metrics.json").is_file():
+        row.update({k: v for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if isinstance(v, float)})
+    return row
+
+
+def run_study(base: TrainConfig, strategies, root, *, progress: bool = True, log: Callable[[str], None] = print,
+              on_row: Callable[[dict], None] | None = None, sync_root=None) -> list[dict]:
+    """Train `base` once per layer spec in `strategies` into `root/<slug>`; return one row per spec.
+
+    A finished run whose config matches is reused; an unfinished one resumes. A run dir holding a
+    different config is an error (choose another root). `sync_root`: mirror each run there (Drive).
+    """
+    from .trainer import train
+
+    from .freezing import parse_layer_spec
+    from .generator_io import load_generator
+
+    root = Path(root)
+    strategies = list(strategies)
+    if not strategies:
+        raise NadaError("a study needs at least one layer strategy")
+    G = load_generator(base.generator)  # check every spec now, not after hours of training
+    for spec in strategies:
+        parse_layer_spec(spec, G, include_torgb=base.include_torgb)
+    del G
+    rows = []
+    for i, spec in enumerate(strategies, start=1):
+        run_dir = root / slug(spec)
+        cfg = TrainConfig.from_dict({**base.to_dict(), "layers": spec})
+        sync_dir = Path(sync_root) / slug(spec) if sync_root else None
+        resume = holds_run(run_dir) or bool(sync_dir and (sync_dir / "config.json").is_file())
+        if resume and holds_run(run_dir):
+            check_resume(read_config(run_dir), cfg)
+        log(f"[{i}/{len(strategies)}] {spec}: " + ("resuming/reusing " if resume else "training ") + str(run_dir))
+        t0 = time.time()
+        if not _finished(run_dir, cfg.steps):
+            train(None if resume else cfg, run_dir, resume=resume, overrides=cfg.to_dict() if resume else None,
+                  progress=progress, log=log, sync_dir=sync_dir)
+        row = summarize(run_dir, spec)
+        row["wall_seconds"] = round(time.time() - t0, 1)
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows
+
+
+def main_metric(rows: list[dict]) -> str:
+    """The study's headline metric: the first of METRICS that every row has."""
+    for m in METRICS:
+        if rows and all(r.get(m) is not None for r in rows):
+            return m
+    raise NadaError("the study rows share no metric")
+
+
+def study_table(rows: list[dict]) -> str:
+    """A markdown table of the rows: layers, every metric present, training seconds."""
+    metrics = [m for m in METRICS if any(r.get(m) is not None for r in rows)]
+    lines = ["| layers | " + " | ".join(metrics) + " | train s |", "|---" * (len(metrics) + 2) + "|"]
+    for r in rows:
+        cells = [f"{r[m]:.3f}" if r.get(m) is not None else "" for m in metrics]
+        lines.append(f"| `{r['layers']}` | " + " | ".join(cells) + f" | {r['train_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = True) -> dict[str, Path]:
+    """study.json, study.md and study.png (the main metric against K) in `out_dir`; returns their paths.
+
+    `paths=False` leaves the machine's run paths out of study.json (for files that are committed).
+    """
+    from .plots import plot_study
+
+    out_dir = Path(out_dir)
+    if not paths:
+        rows = [{k: v for k, v in r.items() if k not in ("run_dir", "samples")} for r in rows]
+    metric = main_metric(rows)
+    written = {
+        "json": atomic_write_text(out_dir / "study.json", json.dumps({"title": title, "rows": rows}, indent=2) + "\n"),
+        "table": atomic_write_text(out_dir / "study.md", (f"# {title}\n\n" if title else "") + study_table(rows) + "\n"),
+        "plot": plot_study(rows, metric, out_dir / "study.png", title=f"{title}: {metric}" if title else metric),
+    }
+    return written
+
+
+def export_results(rows: list[dict], out_dir) -> list[Path]:
+    """Copy each run's final grid, metrics and config to `out_dir/<slug>/` (what `results/` holds)."""
+    written = []
+    for r in rows:
+        run_dir, dest = Path(r["run_dir"]), Path(out_dir) / slug(r["layers"])
+        pairs = [(Path(r["samples"]), dest / "frozen_vs_adapted.png")] if r.get("samples") else []
+        pairs += [(run_dir / n, dest / n) for n in ("metrics.json", "config.json") if (run_dir / n).is_file()]
+        written += [copy_atomic(src, dst) for src, dst in pairs]
+    return written

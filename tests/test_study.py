@@ -1,0 +1,96 @@
+"""Block-importance studies: one run per layer strategy, reused or resumed, with table, plot and results export."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from nada_utils.cli import main
+from nada_utils.config import make_config
+from nada_utils.errors import NadaError
+from nada_utils.generator_io import load_generator
+from nada_utils.study import (default_strategies, export_results, main_metric, run_study, slug, study_strategies,
+                              study_table, write_study)
+from nada_utils.trainer import train
+
+
+def quiet(message):
+    pass
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    base = make_config("tiny", steps=4, sample_every=0, checkpoint_every=2)
+    rows = run_study(base, ["last:1", "all", "auto:2"], root / "runs", progress=False, log=quiet)
+    return base, root, rows
+
+
+def test_one_finished_run_per_strategy(study):
+    base, root, rows = study
+    assert [r["layers"] for r in rows] == ["last:1", "all", "auto:2"]
+    for r in rows:
+        run = root / "runs" / slug(r["layers"])
+        assert (run / "generator.pt").is_file()
+        assert json.loads((run / "config.json").read_text())["layers"] == r["layers"]
+        assert 0 < r["loss_end"] < 2 and r["samples"].endswith("step_000004.png")
+    assert main_metric(rows) == "loss_end"
+
+
+def test_a_finished_study_is_reused_and_a_changed_one_refused(study):
+    base, root, rows = study
+    before = {r["layers"]: (root / "runs" / slug(r["layers"]) / "generator.pt").stat().st_mtime_ns for r in rows}
+    again = run_study(base, ["last:1", "all", "auto:2"], root / "runs", progress=False, log=quiet)
+    assert [r["loss_end"] for r in again] == [r["loss_end"] for r in rows]
+    assert before == {r["layers"]: (root / "runs" / slug(r["layers"]) / "generator.pt").stat().st_mtime_ns for r in rows}
+    with pytest.raises(NadaError, match="cannot change lr"):
+        run_study(make_config("tiny", steps=4, lr=0.05), ["all"], root / "runs", progress=False, log=quiet)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, study):
+    base, root, rows = study
+    # A run stopped at step 2 (as a disconnect would leave it) is resumed, not restarted.
+    train(make_config("tiny", steps=2, sample_every=0, checkpoint_every=2, layers="all"), tmp_path / "all",
+          progress=False, log=quiet)
+    resumed = run_study(base, ["all"], tmp_path, progress=False, log=quiet)
+    assert (tmp_path / "all" / "generator.pt").read_bytes() == (root / "runs" / "all" / "generator.pt").read_bytes()
+    assert resumed[0]["loss_end"] == pytest.approx(rows[1]["loss_end"])
+
+
+def test_every_spec_is_checked_before_training(tmp_path):
+    with pytest.raises(NadaError, match="unknown layer spec"):
+        run_study(make_config("tiny", steps=2), ["all", "top:3"], tmp_path, progress=False, log=quiet)
+    assert not any(tmp_path.iterdir())
+
+
+def test_table_json_plot_and_results(study, tmp_path):
+    base, root, rows = study
+    table = study_table(rows)
+    assert table.splitlines()[0] == "| layers | loss_end | train s |" and "| `auto:2` |" in table
+    paths = write_study(rows, tmp_path / "study", title="tiny", paths=False)
+    assert Image.open(paths["plot"]).size[0] > 300
+    saved = json.loads(paths["json"].read_text())
+    assert saved["title"] == "tiny" and "run_dir" not in saved["rows"][0]
+    written = export_results(rows, tmp_path / "results")
+    assert {p.relative_to(tmp_path / "results").as_posix() for p in written} >= {
+        "last-1/frozen_vs_adapted.png", "all/config.json", "auto-2/frozen_vs_adapted.png"}
+
+
+def test_default_strategies_cover_every_kind():
+    G = load_generator("mini-photo")  # 64 px: 5 blocks, 10 W+ indices
+    specs = default_strategies(G)
+    assert specs[:5] == [f"last:{k}" for k in range(1, 6)]
+    assert {"phase:texture", "phase:shape", "all", "auto:2", "auto:8", "gradnorm:4"} <= set(specs)
+    assert study_strategies(make_config("tiny"), "all; last:1  auto:2") == ["all", "last:1", "auto:2"]
+    assert len(default_strategies(G, fast=True)) == 6
+
+
+def test_cli_study(tmp_path, capsys):
+    code = main(["study", "--preset", "tiny", "--layers", "all", "last:1", "--steps", "2", "--out", str(tmp_path / "runs"),
+                 "--results", str(tmp_path / "results"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "| `last:1` |" in out
+    assert (tmp_path / "results" / "tiny" / "last-1" / "frozen_vs_adapted.png").is_file()
+    assert (tmp_path / "runs" / "tiny" / "study.png").is_file()
+    assert main(["study", "--preset", "tiny", "--layers", "bogus", "--out", str(tmp_path / "x")]) == 2
+    assert "error: unknown layer spec" in capsys.readouterr().err and not (tmp_path / "x").exists()
