@@ -1,0 +1,20 @@
+"""What the notebooks call: one import gives every cell its function (`from nada_utils import notebook as nb`).
+
+Notebooks hold no logic of their own: each cell is a call into these modules, which the tests
+exercise like the rest of the library.
+"""
+
+from ..config import make_config
+from ..rendering import parse_seeds
+from ..study import run_study, study_strategies, study_table, write_study
+from .controls import TrainControls, layer_spec
+from .live import RunResult, export_generator, quick_run, show_losses, train_live
+from .session import Session, fast_mode, setup
+from .viewers import (compare_grid, find_run, interpolation_view, load_adapted, save_interpolation, show_compare,
+                      show_study,
+                      truncation_view)
+
+__all__ = ["RunResult", "Session", "TrainControls", "compare_grid", "export_generator",
+           "fast_mode", "find_run", "interpolation_view", "layer_spec", "load_adapted", "make_config", "parse_seeds",
+           "quick_run", "run_study", "save_interpolation", "setup", "show_compare", "show_losses", "show_study", "study_strategies", "study_table", "train_live",
+           "truncation_view", "write_study"]

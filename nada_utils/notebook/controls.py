@@ -1,0 +1,85 @@
+"""Widgets for the knobs of a run. They fill the same `TrainConfig` that the CLI builds.
+
+`TrainControls(cfg)` shows the prompts, the layer strategy and its K, the steps and the learning
+rate, starting from `cfg`; `controls.config()` returns `cfg` with the widget values applied, checked
+by `TrainConfig` itself. Everything else in `cfg` (generator, CLIP models, batch...) is kept.
+"""
+
+from __future__ import annotations
+
+from ..config import TrainConfig
+from ..errors import NadaError
+from ..freezing import DYNAMIC_KINDS, PHASES
+
+# Strategies offered in the dropdown: (label, spec prefix). Specs ending in ":" take K.
+STRATEGIES = [
+    ("all layers (reference default)", "all"),
+    ("last K blocks", "last:"),
+    ("auto: top-K W+ indices (paper)", "auto:"),
+    ("gradnorm: top-K layers", "gradnorm:"),
+] + [(f"phase: {p}", f"phase:{p}") for p in PHASES if p != "all"]
+
+TAKES_K = ("last",) + DYNAMIC_KINDS
+
+
+def layer_spec(strategy: str, k: int) -> str:
+    """The layer spec of a strategy name and K: ("last", 3) -> "last:3"; ("all", 3) -> "all"."""
+    strategy = strategy.rstrip(":")
+    if strategy in TAKES_K:
+        if int(k) < 1:
+            raise NadaError(f"K must be >= 1 for {strategy}:K, got {k}")
+        return f"{strategy}:{int(k)}"
+    return strategy
+
+
+def split_spec(spec: str) -> tuple[str, int | None]:
+    """"last:3" -> ("last:", 3); "all" -> ("all", None); used to start the widgets from a config."""
+    kind, _, arg = spec.partition(":")
+    if kind in TAKES_K and arg.isdigit():
+        return f"{kind}:", int(arg)
+    return spec, None
+
+
+class TrainControls:
+    """Prompt, strategy, K, steps and lr widgets over a base config; displays as one box."""
+
+    def __init__(self, cfg: TrainConfig, *, k: int = 4, k_max: int = 18, layers: bool = True):
+        import ipywidgets as w
+
+        self.base = cfg
+        self.with_layers = layers  # False (a study sweeps the layers itself): the config keeps cfg.layers
+        strategy, spec_k = split_spec(cfg.layers)
+        options = list(STRATEGIES)
+        if strategy not in [v for _, v in options]:  # layers:..., or a spec the dropdown does not list
+            options.append((strategy, strategy))
+        style = {"description_width": "7em"}
+        layout = w.Layout(width="32em")
+        self.source = w.Text(cfg.source_text, description="source text", style=style, layout=layout)
+        self.target = w.Text(cfg.target_text, description="target text", style=style, layout=layout)
+        self.strategy = w.Dropdown(options=options, value=strategy, description="layers", style=style, layout=layout)
+        self.k = w.IntSlider(value=min(spec_k or k, k_max), min=1, max=k_max, description="K", style=style)
+        self.steps = w.BoundedIntText(value=cfg.steps, min=1, max=1_000_000, description="steps", style=style)
+        self.lr = w.BoundedFloatText(value=cfg.lr, min=1e-6, max=1.0, step=1e-4, description="learning rate", style=style)
+        self.spec = w.HTML()
+        for widget in (self.strategy, self.k):
+            widget.observe(self._on_layers, names="value")
+        self._on_layers()
+        shown = [self.strategy, self.k, self.spec] if layers else []
+        self.widget = w.VBox([self.source, self.target, *shown, self.steps, self.lr])
+
+    def _on_layers(self, change=None) -> None:
+        takes_k = self.strategy.value.endswith(":")
+        self.k.disabled = not takes_k
+        self.spec.value = f"<code>--layers {self.layers()}</code>"
+
+    def layers(self) -> str:
+        return layer_spec(self.strategy.value, self.k.value) if self.with_layers else self.base.layers
+
+    def config(self) -> TrainConfig:
+        """The base config with the widget values; invalid values raise NadaError naming the fix."""
+        return TrainConfig.from_dict({**self.base.to_dict(), "source_text": self.source.value,
+                                      "target_text": self.target.value, "layers": self.layers(),
+                                      "steps": int(self.steps.value), "lr": float(self.lr.value)})
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

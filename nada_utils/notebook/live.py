@@ -1,0 +1,104 @@
+"""Training from a notebook: the trainer plus live frozen-vs-trained grids, resume and export.
+
+`train_live(cfg, name, session)` runs `trainer.train` into `session.run_dir(name)`, mirrored to
+Drive when the session has a mirror. Running the cell again after a disconnect (or on a fresh VM)
+resumes the same run: from the local run dir, or from the Drive mirror when the VM was wiped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import TrainConfig, make_config
+from ..errors import NadaError
+from ..run_dir import check_resume, holds_run, read_config
+from .session import Session
+
+
+@dataclass
+class RunResult:
+    name: str
+    run_dir: Path
+    generator: Path  # the adapted generator, rosinality .pt
+
+
+def _resumable(run_dir: Path, sync_dir: Path | None) -> bool:
+    return holds_run(run_dir) or bool(sync_dir and (sync_dir / "config.json").is_file())
+
+
+def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = True) -> RunResult:
+    """Train (or resume) run `name` with `cfg`; with `show`, the newest sample grid is displayed as it is written."""
+    from ..trainer import train
+
+    if not name or "/" in name or name.startswith("."):
+        raise NadaError(f"bad run name {name!r}; use a plain folder name like 'sketch'")
+    run_dir, sync_dir = session.run_dir(name), session.sync_dir(name)
+    resume = _resumable(run_dir, sync_dir)
+    if resume and holds_run(run_dir):
+        try:
+            check_resume(read_config(run_dir), cfg)
+        except NadaError as e:
+            raise NadaError(f"run {name!r} already exists with other settings ({e}); choose another run name, "
+                            f"or set them back to continue it") from None
+    on_save = _live_preview(name) if show else None
+    print(("resuming" if resume else "starting") + f" run {name!r} in {run_dir}")
+    generator = train(None if resume else cfg, run_dir, resume=resume, overrides=cfg.to_dict() if resume else None,
+                      on_save=on_save, sync_dir=sync_dir)
+    return RunResult(name, run_dir, generator)
+
+
+def _live_preview(name: str):
+    """A display that shows each new sample grid in place; returns the trainer's on_save callback."""
+    from IPython.display import HTML, Image, display
+
+    caption = display(HTML(f"<b>{name}</b>: waiting for the first grid (top row G_frozen, bottom row G_train)"),
+                      display_id=True)
+    picture = display(HTML(""), display_id=True)
+
+    def on_save(path: Path) -> None:
+        if path.parent.name == "samples" and path.suffix == ".png":
+            step = int(path.stem.split("_")[-1])
+            caption.update(HTML(f"<b>{name}</b>, step {step}: top row G_frozen, bottom row G_train (same seeds)"))
+            picture.update(Image(filename=str(path)))
+
+    return on_save
+
+
+def quick_run(session: Session, *, preset: str = "mini-sketch", steps: int | None = None) -> RunResult:
+    """An offline mini-world run to look at when no adapted generator exists yet (reused once finished).
+
+    The preset's own budget (200 steps, about 1.5 minutes on a laptop CPU) is what it takes for the
+    mini world's sketch to appear; much shorter runs barely move.
+    """
+    cfg = make_config(preset, steps=steps, sample_every=0, checkpoint_every=0)
+    name = f"{preset}-{cfg.steps}"
+    run_dir = session.run_dir(name)
+    if (run_dir / "generator.pt").is_file():
+        print(f"using the finished run {run_dir}")
+        return RunResult(name, run_dir, run_dir / "generator.pt")
+    return train_live(cfg, name, session, show=False)
+
+
+def show_losses(run: RunResult) -> None:
+    """Plot the run's loss per step (written to RUN_DIR/loss.png) and display it."""
+    from IPython.display import Image, display
+
+    from ..plots import plot_losses
+
+    path = plot_losses(run.run_dir)
+    display(Image(filename=str(path)))
+
+
+def export_generator(run: RunResult, session: Session, *, download: bool = False) -> Path:
+    """Copy the adapted generator to `exports/NAME.pt` (on Drive when mirrored); in Colab, optionally download it."""
+    from ..fileio import copy_atomic
+
+    dest = copy_atomic(run.generator, (session.mirror or session.workdir) / "exports" / f"{run.name}.pt")
+    print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB): load_generator('{dest}'), or "
+          f"python -m nada_utils generate --checkpoint {dest} --out images/")
+    if download and session.in_colab:
+        from google.colab import files
+
+        files.download(str(dest))
+    return dest

@@ -1,0 +1,137 @@
+"""Looking at adapted generators in a notebook: side-by-side grids, a truncation slider, domain interpolation.
+
+Every view renders the same seeds for every generator, so rows differ only by the generator.
+Sliders re-render when released (`continuous_update=False`): a 1024 px generator on a CPU takes
+seconds per grid, and queued intermediate renders would only slow the one the user wants.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..blending import GeneratorBlend
+from ..errors import NadaError
+from ..generator_io import adapted_generator_path, load_generator
+from ..images import image_grid, png_bytes, save_image
+from ..rendering import render_seeds
+from .session import Session
+
+
+def find_run(source, session: Session) -> Path:
+    """A run name, run dir, checkpoint or .pt -> its path: as given, else under the runs folder, else on the mirror."""
+    candidates = [Path(str(source)).expanduser(), session.run_dir(str(source))]
+    if session.sync_dir(str(source)) is not None:
+        candidates.append(session.sync_dir(str(source)))
+    for path in candidates:
+        if path.exists():
+            return path
+    raise NadaError(f"no adapted generator {source!r}: not a path, not in {session.runs}"
+                    + (f", not in {session.mirror / 'runs'}" if session.mirror else "") + "; train it first (train.ipynb)")
+
+
+def load_adapted(sources, session: Session, *, frozen: str | None = None):
+    """(G_frozen, {name: G_adapted}) for run names, run dirs, Drive paths or .pt files.
+
+    The frozen generator is the one the runs were trained from (their config.json), or `frozen`.
+    """
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    adapted, parents = {}, set()
+    for source in sources:
+        path, parent = adapted_generator_path(find_run(source, session))
+        adapted[Path(str(source)).name or str(source)] = load_generator(path, device=session.device)
+        if parent:
+            parents.add(parent)
+    if frozen is None:
+        if len(parents) != 1:
+            raise NadaError("cannot tell which generator these runs were adapted from "
+                            + (f"(they name {sorted(parents)})" if parents else "(no config.json beside them)")
+                            + "; pass frozen='ffhq-1024' (or a path)")
+        frozen = parents.pop()
+    return load_generator(frozen, device=session.device), adapted
+
+
+def compare_grid(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7) -> torch.Tensor:
+    """One grid: G_frozen on the first row, then one row per adapted generator; same seeds in each column."""
+    rows = [render_seeds(G, seeds, truncation_psi=truncation) for G in [G_frozen, *adapted.values()]]
+    return image_grid(torch.cat(rows), nrow=len(seeds))
+
+
+def show_compare(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, save_to=None) -> None:
+    """Display `compare_grid` with its row names; with `save_to`, also write it as a PNG there."""
+    from IPython.display import HTML, Image, display
+
+    grid = compare_grid(G_frozen, adapted, seeds, truncation=truncation)
+    display(HTML("rows: <b>G_frozen</b>, " + ", ".join(f"<b>{name}</b>" for name in adapted)
+                 + f"; seeds {list(seeds)}, truncation {truncation}"))
+    display(Image(data=png_bytes(grid)))
+    if save_to is not None:
+        print(f"saved {save_image(grid, save_to)}")
+
+
+class _SliderView:
+    """A slider above an image; the image is re-rendered by `render(value)` when the slider moves."""
+
+    def __init__(self, slider, render, caption: str):
+        import ipywidgets as w
+
+        self.slider, self._render = slider, render
+        self.image = w.Image(format="png")
+        self.caption = w.HTML(caption)
+        self.widget = w.VBox([self.caption, self.slider, self.image])
+        slider.observe(lambda change: self.refresh(), names="value")
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.image.value = png_bytes(self._render(self.slider.value))
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def truncation_view(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7) -> _SliderView:
+    """A truncation-psi slider over the side-by-side grid (psi 0: the mean face; 1: full variety)."""
+    import ipywidgets as w
+
+    slider = w.FloatSlider(value=truncation, min=0.0, max=1.0, step=0.05, description="truncation",
+                           continuous_update=False)
+    return _SliderView(slider, lambda psi: compare_grid(G_frozen, adapted, seeds, truncation=psi),
+                       "rows: G_frozen, " + ", ".join(adapted))
+
+
+def interpolation_view(G_frozen, G_train, seeds, *, truncation: float = 0.7, alpha: float = 0.5) -> _SliderView:
+    """An alpha slider over images of `alpha * G_train + (1 - alpha) * G_frozen` (weights blended)."""
+    import ipywidgets as w
+
+    blend = GeneratorBlend(G_frozen, G_train)
+    slider = w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="alpha", continuous_update=False)
+    return _SliderView(slider, lambda a: image_grid(render_seeds(blend.at(a), seeds, truncation_psi=truncation),
+                                                    nrow=len(seeds)),
+                       "domain interpolation: alpha 0 is G_frozen, alpha 1 is G_train (weights blended)")
+
+
+def save_interpolation(G_frozen, G_train, seeds, path, *, alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
+                       truncation: float = 0.7) -> None:
+    """A grid with one row per alpha (G_frozen at the top, G_train at the bottom), written as a PNG."""
+    blend = GeneratorBlend(G_frozen, G_train)
+    rows = [render_seeds(blend.at(a), seeds, truncation_psi=truncation) for a in alphas]
+    path = save_image(image_grid(torch.cat(rows), nrow=len(seeds)), path)
+    print(f"saved {path} (rows: alpha {', '.join(f'{a:g}' for a in alphas)})")
+
+
+def show_study(rows: list[dict], out_dir, *, title: str = "") -> None:
+    """Write the study's table, JSON and plot to `out_dir`, and display them with every setting's final grid."""
+    from IPython.display import HTML, Image, Markdown, display
+
+    from ..study import study_table, write_study
+
+    paths = write_study(rows, out_dir, title=title)
+    display(Markdown(study_table(rows)))
+    display(Image(filename=str(paths["plot"])))
+    for r in rows:
+        if r.get("samples"):
+            display(HTML(f"<b>{r['layers']}</b>: top row G_frozen, bottom row G_train"))
+            display(Image(filename=r["samples"]))
+    print(f"table, rows and plot written to {out_dir}")

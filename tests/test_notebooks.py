@@ -1,0 +1,134 @@
+"""The notebooks' anatomy and hygiene, and the widgets -> TrainConfig path they share with the CLI.
+
+Executing them is nbval's job (`pytest --nbval-lax`, which the README's test command runs); these
+tests check what execution cannot: committed without outputs, one parameters cell whose fast mode
+switches to the mini world, cells that only call the library, and a Colab install that never
+reinstalls torch or clones a repository.
+"""
+
+import ast
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from nada_utils.cli import main
+from nada_utils.config import TrainConfig, make_config
+from nada_utils.errors import NadaError
+from nada_utils.notebook.controls import TrainControls, layer_spec, split_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPO = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"].removeprefix("https://github.com/")
+
+
+def cells(path, kind="code"):
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == kind]
+
+
+def source(cell) -> str:
+    return "".join(cell["source"])
+
+
+def python_of(text: str) -> str:
+    """Cell source as plain Python (IPython's %magic lines become no-ops) for the AST checks."""
+    return "\n".join(re.sub(r"^(\s*)%.*$", r"\1pass", line) for line in text.splitlines())
+
+
+def test_the_suite_is_there():
+    assert {p.stem for p in NOTEBOOKS} >= {"train", "inference", "block_importance"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs(path):
+    for cell in cells(path):
+        assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}: clear outputs before committing"
+    assert "widgets" not in json.loads(path.read_text())["metadata"], f"{path.name}: widget state is an output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_anatomy(path):
+    code = cells(path)
+    first_md = source(cells(path, "markdown")[0])
+    assert f"colab.research.google.com/github/{REPO}/blob/main/notebooks/{path.name}" in first_md
+    setup = source(code[0])
+    assert "google.colab" in setup and "--no-deps" in setup and f"github.com/{REPO}/archive" in setup
+    assert "nb.setup()" in setup
+    pip_line = next(line for line in setup.splitlines() if "%pip install" in line)
+    assert not any(t.strip('"').startswith("torch") for t in pip_line.split()), "never reinstall Colab's torch"
+    assert "git clone" not in setup and "git+" not in setup
+    tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[1], "one parameters cell, right after setup"
+    params = source(tagged[0])
+    assert "#@param" in params and "nb.fast_mode()" in params
+    for cell in code:
+        text = source(cell)
+        assert len(text.splitlines()) <= 12, f"{path.name}: a cell over 12 lines belongs in nada_utils:\n{text}"
+        tree = ast.parse(python_of(text))
+        banned = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.For, ast.While)
+        assert not any(isinstance(n, banned) for n in ast.walk(tree)), f"{path.name}: logic belongs in nada_utils:\n{text}"
+        if cell is not code[0] and cell is not tagged[0]:
+            assert "nb." in text, f"{path.name}: every cell calls the library:\n{text}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
+    from nada_utils import notebook as nb
+
+    monkeypatch.setenv("NADA_FAST", fast)
+    params = next(c for c in cells(path) if "parameters" in c["metadata"].get("tags", []))
+    values = {"nb": nb}
+    exec(source(params), values)
+    if "preset" in values:  # train and block_importance: the real thing, or the mini world in fast mode
+        assert values["preset"] == ("mini-sketch" if fast == "1" else "ffhq-sketch")
+        cfg = make_config(values["preset"])
+        assert cfg.clip_models == (("mini-clip",) if fast == "1" else ("ViT-B/32", "ViT-B/16"))
+    if path.stem == "train" and fast == "0":
+        assert (values["source_text"], values["target_text"]) == ("photo", "sketch")
+    if path.stem == "inference":
+        assert (values["adapted"] == "") == (fast == "1")
+
+
+def test_widgets_fill_the_cli_config(tmp_path, capsys):
+    controls = TrainControls(make_config("tiny"))
+    controls.source.value = "a photo of a face"
+    controls.target.value = "a pencil sketch"
+    controls.strategy.value = "last:"
+    controls.k.value = 2
+    controls.steps.value = 3
+    controls.lr.value = 0.005
+    cfg = controls.config()
+    assert isinstance(cfg, TrainConfig)
+    assert (cfg.source_text, cfg.target_text, cfg.layers, cfg.steps, cfg.lr) == ("a photo of a face", "a pencil sketch", "last:2", 3, 0.005)
+    assert cfg.generator == "random:tiny" and cfg.batch == make_config("tiny").batch  # the rest is the base's
+    assert "--layers last:2" in controls.spec.value
+    # The same settings through the CLI write the same config.
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--source", "a photo of a face", "--target", "a pencil sketch",
+                 "--layers", "last:2", "--steps", "3", "--lr", "0.005", "--out", str(out), "--quiet"]) == 0
+    assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg
+
+
+def test_widgets_k_only_for_strategies_that_take_it():
+    controls = TrainControls(make_config("tiny", layers="auto:3"))
+    assert (controls.strategy.value, controls.k.value, controls.k.disabled) == ("auto:", 3, False)
+    controls.strategy.value = "phase:texture"
+    assert controls.k.disabled and controls.config().layers == "phase:texture"
+    assert TrainControls(make_config("tiny"), layers=False).config().layers == "all"
+
+
+def test_widget_values_are_checked_by_the_config():
+    controls = TrainControls(make_config("tiny"))
+    controls.target.value = "  "
+    with pytest.raises(NadaError, match="must not be empty"):
+        controls.config()
+
+
+@pytest.mark.parametrize("strategy,k,spec", [("all", 3, "all"), ("last", 3, "last:3"), ("last:", 2, "last:2"),
+                                             ("auto", 8, "auto:8"), ("gradnorm", 1, "gradnorm:1"), ("phase:shape", 5, "phase:shape")])
+def test_layer_spec(strategy, k, spec):
+    assert layer_spec(strategy, k) == spec
+    assert layer_spec(*[(s, v or 1) for s, v in [split_spec(spec)]][0]) == spec
