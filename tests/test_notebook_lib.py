@@ -125,3 +125,21 @@ def test_render_seeds_is_seed_stable():
     torch.testing.assert_close(render_seeds(G, [3, 5], batch=1), render_seeds(G, [5, 3])[[1, 0]])
     with pytest.raises(NadaError, match="truncation must be in"):
         render_seeds(G, [0], truncation_psi=2.0)
+
+
+def test_a_failing_render_shows_its_error_in_the_view():
+    import ipywidgets as w
+
+    from nada_utils.notebook.viewers import _SliderView
+
+    def render(value):
+        if value > 0.5:
+            raise NadaError("truncation must be in [0, 1]")
+        return torch.zeros(3, 8, 8)
+
+    view = _SliderView(w.FloatSlider(value=0.0, max=1.0), render, "caption")
+    good = view.image.value
+    view.slider.value = 1.0
+    assert "error: NadaError: truncation must be in [0, 1]" in view.caption.value and view.image.value == good
+    view.slider.value = 0.2
+    assert view.caption.value == "caption"

@@ -77,15 +77,21 @@ class _SliderView:
     def __init__(self, slider, render, caption: str):
         import ipywidgets as w
 
-        self.slider, self._render = slider, render
-        self.image = w.Image(format="png")
+        self.slider, self._render, self._caption = slider, render, caption
+        # flex-start: shown at its own size (a VBox would stretch a small grid to its width, blurred).
+        self.image = w.Image(format="png", layout=w.Layout(align_self="flex-start"))
         self.caption = w.HTML(caption)
         self.widget = w.VBox([self.caption, self.slider, self.image])
         slider.observe(lambda change: self.refresh(), names="value")
         self.refresh()
 
     def refresh(self) -> None:
-        self.image.value = png_bytes(self._render(self.slider.value))
+        # A slider callback's exception would only reach the kernel log: show it where the user looks.
+        try:
+            self.image.value = png_bytes(self._render(self.slider.value))
+            self.caption.value = self._caption
+        except Exception as e:  # noqa: BLE001 - any failure must be visible in the notebook
+            self.caption.value = f'<span style="color:#b00">error: {type(e).__name__}: {e}</span>'
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
