@@ -113,9 +113,11 @@ def test_load_adapted_errors(session, tmp_path):
     shutil.copy(run.generator, bare)
     with pytest.raises(NadaError, match="cannot tell which generator.*frozen="):
         nb.load_adapted(str(bare), session)
-    G_frozen, adapted = nb.load_adapted(str(bare), session, frozen="random:tiny")
+    G_frozen, adapted = nb.load_adapted(f"{bare}, run ".split(","), session, frozen="random:tiny")
     z = torch.randn(1, G_frozen.z_dim)
-    assert not torch.equal(G_frozen(z), adapted["bare.pt"](z))
+    assert list(adapted) == [str(bare), "run"] and not torch.equal(G_frozen(z), adapted[str(bare)](z))
+    with pytest.raises(NadaError, match="no adapted generator given"):
+        nb.load_adapted(" , ".split(","), session)
 
 
 def test_render_seeds_is_seed_stable():

@@ -38,10 +38,13 @@ def load_adapted(sources, session: Session, *, frozen: str | None = None):
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
+    sources = [str(s).strip() for s in sources if str(s).strip()]  # "sketch, cartoon".split(",") has spaces
+    if not sources:
+        raise NadaError("no adapted generator given; name a run, a run folder or a .pt file")
     adapted, parents = {}, set()
     for source in sources:
         path, parent = adapted_generator_path(find_run(source, session))
-        adapted[Path(str(source)).name or str(source)] = load_generator(path, device=session.device)
+        adapted[source] = load_generator(path, device=session.device)  # the row's name is what the user typed
         if parent:
             parents.add(parent)
     if frozen is None:
