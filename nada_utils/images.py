@@ -37,20 +37,46 @@ def save_image(image: torch.Tensor, path) -> Path:
     return Path(path)
 
 
+MIN_SIDE = 16  # smaller images carry too little to invert or to guide a style
+MAX_PIXELS = 50_000_000  # 50 megapixels: larger files are refused before they are decoded
+
+
 def load_image(path, size: int) -> torch.Tensor:
-    """Read any image PIL can open -> `[3, size, size]` in [-1, 1]: RGB, centre-cropped square, resized."""
+    """Read any image PIL can open -> `[3, size, size]` in [-1, 1]: RGB, centre-cropped square, resized.
+
+    Grey, palette and CMYK images are converted to RGB; transparent ones are laid on white. Images
+    under 16 px a side or over 50 megapixels, and files that are not (whole) images, are refused
+    with a NadaError that names the file; the size check reads only the header.
+    """
     from PIL import Image, UnidentifiedImageError
 
     from .errors import NadaError
 
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if min(w, h) < MIN_SIDE:
+                raise NadaError(f"{path} is {w}x{h} px; images need at least {MIN_SIDE} px a side")
+            if w * h > MAX_PIXELS:
+                raise NadaError(f"{path} is {w}x{h} px ({w * h / 1e6:.0f} megapixels); the limit is "
+                                f"{MAX_PIXELS // 1_000_000}: downscale it first")
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im.alpha_composite(rgba)
             im = im.convert("RGB")
+    except NadaError:
+        raise
+    except Image.DecompressionBombError:  # PIL's own guard, far above ours, fires inside open()
+        raise NadaError(f"{path} is over {MAX_PIXELS // 1_000_000} megapixels; downscale it first") from None
     except FileNotFoundError:
         raise NadaError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise NadaError(f"{path} is not an image PIL can read ({type(e).__name__}); use a PNG or JPEG") from None
-    w, h = im.size
+    except IsADirectoryError:
+        raise NadaError(f"{path} is a folder, not an image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise NadaError(f"{path} is not an image PIL can read, or is damaged ({type(e).__name__}); "
+                        f"use a PNG or JPEG") from None
     side = min(w, h)
     im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
     im = im.resize((size, size), Image.LANCZOS)
