@@ -116,6 +116,42 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_invert(args) -> int:
+    import torch
+
+    from . import load_clip, load_generator
+    from .devices import resolve_device
+    from .fileio import atomic_torch_save, atomic_write_text
+    from .generator_io import adapted_generator_path
+    from .images import image_grid, load_image, save_image
+    from .projection import project, psnr
+
+    device = resolve_device(args.device)
+    # Everything that can fail on the user's input is checked before DIR is created.
+    if args.steps < 1:
+        raise NadaError(f"--steps must be >= 1, got {args.steps}")
+    G = load_generator(args.generator, device=device)
+    target = load_image(args.image, G.img_resolution)
+    adapted = [load_generator(adapted_generator_path(a)[0], device=device) for a in args.adapted or []]
+    clip_model = load_clip(args.clip, device=device) if args.clip else None
+    result = project(G, target, steps=args.steps, latent=args.latent, clip_model=clip_model, log=print)
+    with torch.no_grad():
+        rows = [target[None].to(device)] + [g.synthesis(result.ws, noise=result.noise) for g in [G, *adapted]]
+    out = Path(args.out)
+    names = ["input", "reconstruction"] + [f"adapted_{i}" for i in range(len(adapted))]
+    for name, image in zip(names, rows):
+        save_image(image[0].cpu(), out / f"{name}.png")
+    save_image(image_grid(torch.cat(rows).cpu(), nrow=len(rows)), out / "side_by_side.png")
+    atomic_torch_save({"ws": result.ws.cpu(), "noise": [n.cpu() for n in result.noise], "latent": result.latent,
+                       "generator": str(args.generator)}, out / "latents.pt")
+    metrics = {"psnr": psnr(rows[1].cpu(), rows[0].cpu()), "loss": result.loss_name, "latent": result.latent,
+               "steps": args.steps, "adapted": list(args.adapted or [])}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    print(f"reconstruction PSNR {metrics['psnr']:.2f} dB ({result.loss_name}); wrote {out}/side_by_side.png "
+          f"(input, reconstruction, then each adapted generator), latents.pt and metrics.json")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from . import load_generator, save_generator
 
@@ -244,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     st.add_argument("--quiet", action="store_true", help="no progress bars")
     st.set_defaults(func=cmd_study)
+
+    inv = sub.add_parser("invert", help="project an image into a generator's latent space; render it with adapted generators")
+    inv.add_argument("--image", required=True, help="any image PIL reads; centre-cropped and resized to the generator")
+    inv.add_argument("--out", required=True, help="folder for the images, latents.pt and metrics.json")
+    inv.add_argument("--generator", default="ffhq-1024", help="the frozen generator the runs were adapted from")
+    inv.add_argument("--adapted", nargs="+", help="adapted run dirs, checkpoints or .pt files to render the latent with")
+    inv.add_argument("--steps", type=int, default=500)
+    inv.add_argument("--latent", choices=["w", "w+"], default="w+")
+    inv.add_argument("--clip", help="also match this CLIP model's image features (default: pixel loss only)")
+    inv.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    inv.set_defaults(func=cmd_invert)
 
     c = sub.add_parser("convert", help="convert any supported checkpoint to a rosinality-format .pt")
     c.add_argument("--generator", required=True)

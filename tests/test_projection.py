@@ -48,3 +48,46 @@ def test_psnr():
     a = torch.zeros(1, 3, 4, 4)
     assert psnr(a, a) == float("inf")
     assert psnr(a, a + 0.2) == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.04)).item())
+
+
+def test_cli_invert_writes_latents_images_and_psnr(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from nada_utils.cli import main
+    from nada_utils.images import save_image
+    from nada_utils.mini_world.metrics import held_out_z
+    from nada_utils.mini_world.renderer import render, scene_from_z
+    from nada_utils.generator_io import save_generator
+
+    photo = save_image(render(scene_from_z(held_out_z(1, 128)), "photo", 64)[0], tmp_path / "photo.png")
+    big = tmp_path / "photo_big.jpg"
+    Image.open(photo).resize((200, 150)).save(big)  # another size and format: cropped and resized
+    same = save_generator(load_generator("mini-photo"), tmp_path / "same.pt")  # an "adapted" copy that did not move
+    code = main(["invert", "--image", str(big), "--generator", "mini-photo", "--steps", "40", "--out", str(tmp_path / "inv"),
+                 "--adapted", str(same), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "inv" / "metrics.json").read_text())
+    assert metrics["psnr"] > 15 and metrics["loss"] == "pixel MSE" and metrics["latent"] == "w+"
+    assert {p.name for p in (tmp_path / "inv").iterdir()} == {"input.png", "reconstruction.png", "adapted_0.png",
+                                                            "side_by_side.png", "latents.pt", "metrics.json"}
+    assert (tmp_path / "inv" / "adapted_0.png").read_bytes() == (tmp_path / "inv" / "reconstruction.png").read_bytes()
+    assert "reconstruction PSNR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content,needle", [(b"plain text", "not an image"), (None, "at least 16 px")])
+def test_cli_invert_bad_image_writes_nothing(tmp_path, capsys, content, needle):
+    from PIL import Image
+
+    from nada_utils.cli import main
+
+    path = tmp_path / "in.png"
+    if content is None:
+        Image.new("RGB", (8, 8)).save(path)
+    else:
+        path.write_bytes(content)
+    assert main(["invert", "--image", str(path), "--generator", "mini-photo", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0]
+    assert not (tmp_path / "out").exists()
