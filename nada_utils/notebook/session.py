@@ -1,7 +1,8 @@
 """Where a notebook's runs and images go, and whether it runs in fast mode.
 
 In Colab, runs live on the VM's disk (`/content/runs`, fast) and are mirrored to Google Drive
-(`MyDrive/nada/runs`), so a wiped VM resumes from Drive. Elsewhere they live under the working
+(`MyDrive/nada/runs`), so a wiped VM resumes from Drive; saved images go straight to
+`MyDrive/nada/results`. Elsewhere they live under the working
 directory and need no mirror. `NADA_FAST=1` (set by CI) makes the notebooks use the offline mini
 world and short runs; `NADA_WORKDIR` and `NADA_ROOT` move the local folders and the mirror.
 """
@@ -34,7 +35,8 @@ class Session:
 
     @property
     def results(self) -> Path:
-        return self.workdir / "results"
+        # On Drive when there is a mirror: a wiped Colab VM must not take the saved images with it.
+        return (self.mirror or self.workdir) / "results"
 
     def run_dir(self, name: str) -> Path:
         return self.runs / name
