@@ -10,7 +10,6 @@ import time
 import types
 
 import pytest
-import torch
 
 from drive_sync import copy_atomic, in_colab, mount, storage_root, use_local_copy
 from drive_sync.mirror import RunMirror, restore_run
