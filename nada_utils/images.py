@@ -29,11 +29,8 @@ def image_grid(images: torch.Tensor, *, nrow: int | None = None, pad: int = 2) -
 
 def save_image(image: torch.Tensor, path) -> Path:
     """Write one `[3, H, W]` image in [-1, 1] as a PNG, atomically."""
-    from PIL import Image
-
-    array = to_uint8(image[None])[0].numpy()
     with atomic_open(path, "wb") as f:
-        Image.fromarray(array).save(f, format="PNG")
+        f.write(png_bytes(image))
     return Path(path)
 
 

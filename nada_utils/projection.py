@@ -67,7 +67,8 @@ def project(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w", lr:
     with torch.no_grad():
         z = torch.randn(4096, G.z_dim, generator=gen).to(device)
         w_samples = G.mapping(z)[:, 0]  # [N, w_dim]
-    w_avg, w_std = w_samples.mean(0, keepdim=True), (w_samples - w_samples.mean(0)).square().sum(1).mean().sqrt()
+    w_avg = w_samples.mean(0, keepdim=True)
+    w_std = (w_samples - w_avg).square().sum(1).mean().sqrt()
     rows = G.num_ws if latent == "w+" else 1
     w_opt = w_avg[:, None].repeat(1, rows, 1).clone().requires_grad_(True)
     noise = [torch.randn(b.shape, generator=gen).to(device).requires_grad_(True)

@@ -22,6 +22,17 @@ def holds_run(run_dir: Path) -> bool:
     return (run_dir / "config.json").is_file() or bool(list_checkpoints(run_dir))
 
 
+def run_exists(run_dir, sync_dir=None) -> bool:
+    """A run to continue: in `run_dir`, or in its mirror `sync_dir` (after a wiped VM)."""
+    return holds_run(Path(run_dir)) or (sync_dir is not None and (Path(sync_dir) / "config.json").is_file())
+
+
+def is_finished(run_dir, steps: int) -> bool:
+    """The run reached `steps` and exported its generator (a shorter finished run can still be extended)."""
+    found = list_checkpoints(run_dir)
+    return (Path(run_dir) / "generator.pt").is_file() and bool(found) and found[-1][0] == steps
+
+
 def read_config(run_dir: Path) -> TrainConfig:
     try:
         return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))

@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .errors import NadaError
 from .fileio import atomic_write_text, copy_atomic
 from .freezing import PHASES, synthesis_blocks
-from .run_dir import check_resume, holds_run, read_config, read_log
+from .run_dir import check_resume, holds_run, is_finished, read_config, read_log, run_exists
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
 METRICS = ("gap_closed", "structure", "structure_frozen", "target_share", "loss_end")
@@ -50,14 +50,6 @@ def slug(spec: str) -> str:
     return spec.replace(":", "-").replace(",", "-").replace("/", "-")
 
 
-def _finished(run_dir: Path, steps: int) -> bool:
-    """The run reached `steps` and exported its generator (a shorter finished run is extended instead)."""
-    from .checkpoint import list_checkpoints
-
-    found = list_checkpoints(run_dir)
-    return (run_dir / "generator.pt").is_file() and bool(found) and found[-1][0] == steps
-
-
 def _final_sample(run_dir: Path) -> Path | None:
     found = sorted((run_dir / "samples").glob("step_*.png"))
     return found[-1] if found else None
@@ -68,26 +60,26 @@ def summarize(run_dir, spec: str | None = None) -> dict:
     run_dir = Path(run_dir)
     records = read_log(run_dir)
     tail = records[-max(1, len(records) // 10):]
+    samples = _final_sample(run_dir)
     row = {"layers": spec or read_config(run_dir).layers, "run_dir": str(run_dir),
            "loss_end": sum(r["loss"] for r in tail) / len(tail) if tail else None,
            "train_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
-           "samples": str(_final_sample(run_dir)) if _final_sample(run_dir) else None}
+           "samples": str(samples) if samples else None}
     if (run_dir / "metrics.json").is_file():
         row.update({k: v for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if isinstance(v, float)})
     return row
 
 
 def run_study(base: TrainConfig, strategies, root, *, progress: bool = True, log: Callable[[str], None] = print,
-              on_row: Callable[[dict], None] | None = None, sync_root=None) -> list[dict]:
+              sync_root=None) -> list[dict]:
     """Train `base` once per layer spec in `strategies` into `root/<slug>`; return one row per spec.
 
     A finished run whose config matches is reused; an unfinished one resumes. A run dir holding a
     different config is an error (choose another root). `sync_root`: mirror each run there (Drive).
     """
-    from .trainer import train
-
     from .freezing import parse_layer_spec
     from .generator_io import load_generator
+    from .trainer import train
 
     root = Path(root)
     strategies = list(strategies)
@@ -102,19 +94,16 @@ def run_study(base: TrainConfig, strategies, root, *, progress: bool = True, log
         run_dir = root / slug(spec)
         cfg = TrainConfig.from_dict({**base.to_dict(), "layers": spec})
         sync_dir = Path(sync_root) / slug(spec) if sync_root else None
-        resume = holds_run(run_dir) or bool(sync_dir and (sync_dir / "config.json").is_file())
-        if resume and holds_run(run_dir):
+        resume = run_exists(run_dir, sync_dir)
+        if holds_run(run_dir):  # also before reusing a finished run: it must be this config's
             check_resume(read_config(run_dir), cfg)
         log(f"[{i}/{len(strategies)}] {spec}: " + ("resuming/reusing " if resume else "training ") + str(run_dir))
         t0 = time.time()
-        if not _finished(run_dir, cfg.steps):
-            train(None if resume else cfg, run_dir, resume=resume, overrides=cfg.to_dict() if resume else None,
-                  progress=progress, log=log, sync_dir=sync_dir)
+        if not is_finished(run_dir, cfg.steps):
+            train(cfg, run_dir, resume=resume, progress=progress, log=log, sync_dir=sync_dir)
         row = summarize(run_dir, spec)
         row["wall_seconds"] = round(time.time() - t0, 1)
         rows.append(row)
-        if on_row is not None:
-            on_row(row)
     return rows
 
 

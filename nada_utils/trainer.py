@@ -115,8 +115,9 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
     """Run (or resume) NADA training into `run_dir`; return the path of the exported `generator.pt`.
 
     Args:
-        cfg: the run's config; None when resuming (the saved one is used).
-        resume: continue from the newest checkpoint in run_dir.
+        cfg: the run's config; when resuming, None (the saved one is used) or the settings wanted now.
+        resume: continue from the newest checkpoint in run_dir; a `cfg` given with it is what the user
+            wants now, so its settings are checked against the saved run like `overrides`.
         overrides: settings the user gave explicitly on resume (only steps and output cadence may change).
         progress: show a tqdm progress bar.
         log: where status lines go (default: printed above the progress bar).
@@ -137,6 +138,8 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
             restore_run(sync_dir, run_dir, log=log)
         else:
             check_new_mirror(sync_dir)
+    if resume and cfg is not None:
+        overrides, cfg = {**cfg.to_dict(), **(overrides or {})}, None
     cfg, ckpt_path = open_run(run_dir, cfg, resume=resume, overrides=overrides)
     if sync_dir is not None:
         mirror = RunMirror(run_dir, sync_dir, keep=cfg.keep, retries=sync_retries, backoff=sync_backoff, log=log)

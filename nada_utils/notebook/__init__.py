@@ -11,10 +11,9 @@ from .controls import TrainControls, layer_spec
 from .live import RunResult, export_generator, quick_run, show_losses, train_live
 from .session import Session, fast_mode, setup
 from .viewers import (compare_grid, find_run, interpolation_view, load_adapted, save_interpolation, show_compare,
-                      show_study,
-                      truncation_view)
+                      show_study, truncation_view)
 
-__all__ = ["RunResult", "Session", "TrainControls", "compare_grid", "export_generator",
-           "fast_mode", "find_run", "interpolation_view", "layer_spec", "load_adapted", "make_config", "parse_seeds",
-           "quick_run", "run_study", "save_interpolation", "setup", "show_compare", "show_losses", "show_study", "study_strategies", "study_table", "train_live",
-           "truncation_view", "write_study"]
+__all__ = ["RunResult", "Session", "TrainControls", "compare_grid", "export_generator", "fast_mode", "find_run",
+           "interpolation_view", "layer_spec", "load_adapted", "make_config", "parse_seeds", "quick_run", "run_study",
+           "save_interpolation", "setup", "show_compare", "show_losses", "show_study", "study_strategies", "study_table",
+           "train_live", "truncation_view", "write_study"]

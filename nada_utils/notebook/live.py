@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import TrainConfig, make_config
 from ..errors import NadaError
-from ..run_dir import check_resume, holds_run, read_config
+from ..run_dir import check_resume, holds_run, is_finished, read_config, run_exists
 from .session import Session
 
 
@@ -23,10 +23,6 @@ class RunResult:
     generator: Path  # the adapted generator, rosinality .pt
 
 
-def _resumable(run_dir: Path, sync_dir: Path | None) -> bool:
-    return holds_run(run_dir) or bool(sync_dir and (sync_dir / "config.json").is_file())
-
-
 def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = True) -> RunResult:
     """Train (or resume) run `name` with `cfg`; with `show`, the newest sample grid is displayed as it is written."""
     from ..trainer import train
@@ -34,8 +30,8 @@ def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = Tr
     if not name or "/" in name or name.startswith("."):
         raise NadaError(f"bad run name {name!r}; use a plain folder name like 'sketch'")
     run_dir, sync_dir = session.run_dir(name), session.sync_dir(name)
-    resume = _resumable(run_dir, sync_dir)
-    if resume and holds_run(run_dir):
+    resume = run_exists(run_dir, sync_dir)
+    if holds_run(run_dir):
         try:
             check_resume(read_config(run_dir), cfg)
         except NadaError as e:
@@ -43,8 +39,7 @@ def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = Tr
                             f"or set them back to continue it") from None
     on_save = _live_preview(name) if show else None
     print(("resuming" if resume else "starting") + f" run {name!r} in {run_dir}")
-    generator = train(None if resume else cfg, run_dir, resume=resume, overrides=cfg.to_dict() if resume else None,
-                      on_save=on_save, sync_dir=sync_dir)
+    generator = train(cfg, run_dir, resume=resume, on_save=on_save, sync_dir=sync_dir)
     return RunResult(name, run_dir, generator)
 
 
@@ -74,7 +69,7 @@ def quick_run(session: Session, *, preset: str = "mini-sketch", steps: int | Non
     cfg = make_config(preset, steps=steps, sample_every=0, checkpoint_every=0)
     name = f"{preset}-{cfg.steps}"
     run_dir = session.run_dir(name)
-    if (run_dir / "generator.pt").is_file():
+    if is_finished(run_dir, cfg.steps):
         print(f"using the finished run {run_dir}")
         return RunResult(name, run_dir, run_dir / "generator.pt")
     return train_live(cfg, name, session, show=False)
@@ -94,7 +89,7 @@ def export_generator(run: RunResult, session: Session, *, download: bool = False
     """Copy the adapted generator to `exports/NAME.pt` (on Drive when mirrored); in Colab, optionally download it."""
     from ..fileio import copy_atomic
 
-    dest = copy_atomic(run.generator, (session.mirror or session.workdir) / "exports" / f"{run.name}.pt")
+    dest = copy_atomic(run.generator, session.exports / f"{run.name}.pt")
     print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB): load_generator('{dest}'), or "
           f"python -m nada_utils generate --checkpoint {dest} --out images/")
     if download and session.in_colab:

@@ -38,6 +38,10 @@ class Session:
         # On Drive when there is a mirror: a wiped Colab VM must not take the saved images with it.
         return (self.mirror or self.workdir) / "results"
 
+    @property
+    def exports(self) -> Path:
+        return (self.mirror or self.workdir) / "exports"
+
     def run_dir(self, name: str) -> Path:
         return self.runs / name
 

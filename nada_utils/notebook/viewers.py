@@ -21,11 +21,9 @@ from .session import Session
 
 def find_run(source, session: Session) -> Path:
     """A run name, run dir, checkpoint or .pt -> its path: as given, else under the runs folder, else on the mirror."""
-    candidates = [Path(str(source)).expanduser(), session.run_dir(str(source))]
-    if session.sync_dir(str(source)) is not None:
-        candidates.append(session.sync_dir(str(source)))
+    candidates = [Path(str(source)).expanduser(), session.run_dir(str(source)), session.sync_dir(str(source))]
     for path in candidates:
-        if path.exists():
+        if path is not None and path.exists():
             return path
     raise NadaError(f"no adapted generator {source!r}: not a path, not in {session.runs}"
                     + (f", not in {session.mirror / 'runs'}" if session.mirror else "") + "; train it first (train.ipynb)")
