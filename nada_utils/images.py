@@ -38,14 +38,15 @@ MIN_SIDE = 16  # smaller images carry too little to invert or to guide a style
 MAX_PIXELS = 50_000_000  # 50 megapixels: larger files are refused before they are decoded
 
 
-def load_image(path, size: int) -> torch.Tensor:
-    """Read any image PIL can open -> `[3, size, size]` in [-1, 1]: RGB, centre-cropped square, resized.
+def open_image(path):
+    """Read any image PIL can open -> an upright RGB PIL image, refusing what cannot be used.
 
-    Grey, palette and CMYK images are converted to RGB; transparent ones are laid on white. Images
-    under 16 px a side or over 50 megapixels, and files that are not (whole) images, are refused
-    with a NadaError that names the file; the size check reads only the header.
+    Grey, palette and CMYK images are converted to RGB; transparent ones are laid on white; phone
+    photos are turned upright from their EXIF orientation. Images under 16 px a side or over 50
+    megapixels, and files that are not (whole) images, are refused with a NadaError that names the
+    file; the size check reads only the header.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     from .errors import NadaError
 
@@ -58,11 +59,12 @@ def load_image(path, size: int) -> torch.Tensor:
                 raise NadaError(f"{path} is {w}x{h} px ({w * h / 1e6:.0f} megapixels); the limit is "
                                 f"{MAX_PIXELS // 1_000_000}: downscale it first")
             im.load()
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 im.alpha_composite(rgba)
-            im = im.convert("RGB")
+            return im.convert("RGB")
     except NadaError:
         raise
     except Image.DecompressionBombError:  # PIL's own guard, far above ours, fires inside open()
@@ -74,11 +76,23 @@ def load_image(path, size: int) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise NadaError(f"{path} is not an image PIL can read, or is damaged ({type(e).__name__}); "
                         f"use a PNG or JPEG") from None
+
+
+def pil_to_tensor(im, size: int) -> torch.Tensor:
+    """An RGB PIL image -> `[3, size, size]` in [-1, 1]: centre-cropped square, resized with Lanczos."""
+    from PIL import Image
+
+    w, h = im.size
     side = min(w, h)
     im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
     im = im.resize((size, size), Image.LANCZOS)
     x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3)
     return x.permute(2, 0, 1).float() / 127.5 - 1
+
+
+def load_image(path, size: int) -> torch.Tensor:
+    """Read any image PIL can open (checked as `open_image` does) -> `[3, size, size]` in [-1, 1], centre-cropped."""
+    return pil_to_tensor(open_image(path), size)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
