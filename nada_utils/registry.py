@@ -19,6 +19,8 @@ KINDS = (
     "generator-tf-pkl",
     "identity-irse50",
     "encoder-e4e",
+    "vgg16-imagenet",
+    "lpips-heads",
     "clip",
 )
 
@@ -141,6 +143,20 @@ _ENTRIES = [
         description="e4e FFHQ encoder for inverting real images into W+",
         notes="Holds the whole pSp/e4e model (encoder and decoder); Google Drive only.",
     ),
+]
+
+# LPIPS-VGG for inversion (nada_utils/lpips.py). The VGG16 digest's first 8 hex digits are the ones
+# torchvision puts in the file name; the heads are LPIPS v0.1's vgg.pth (the same bytes as in the lpips wheel).
+_ENTRIES += [
+    WeightSpec(name="vgg16", filename="vgg16-397923af.pth", kind="vgg16-imagenet", gdrive_id=None,
+               url="https://download.pytorch.org/models/vgg16-397923af.pth", size=None,
+               sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+               description="torchvision ImageNet VGG16 (about 528 MB), the LPIPS-VGG backbone",
+               notes="only its convolutional features are used"),
+    WeightSpec(name="lpips-vgg", filename="vgg.pth", kind="lpips-heads", gdrive_id=None,
+               url="https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/vgg.pth",
+               size=7_289, sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+               description="LPIPS v0.1 linear heads for VGG16 (7 KB)", notes="BSD-2-Clause, from the LPIPS authors"),
 ]
 
 # Shipped inside the package: the mini world's models, trained by scripts/mini_world/ (see docs/MINI_WORLD.md).

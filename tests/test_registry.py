@@ -23,6 +23,8 @@ EXPECTED_NAMES = {
     "horse-256",
     "ir-se50",
     "e4e-ffhq",
+    "vgg16",
+    "lpips-vgg",
     "mini-photo",
     "mini-clip",
 }
