@@ -116,39 +116,94 @@ def cmd_study(args) -> int:
     return 0
 
 
+def _adapted_generators(sources, device) -> tuple[dict, set]:
+    """{what the user typed: G} for adapted run dirs / checkpoints / .pt files, and the frozen sources they name."""
+    from . import load_generator
+    from .generator_io import adapted_generator_path
+
+    adapted, parents = {}, set()
+    for source in sources or []:
+        path, parent = adapted_generator_path(source)
+        adapted[source] = load_generator(path, device=device)
+        parents.add(parent)
+    return adapted, parents
+
+
 def cmd_invert(args) -> int:
+    from . import load_generator
+    from .devices import resolve_device
+    from .e4e import load_e4e
+    from .generator_io import adapted_generator_path, frozen_of
+    from .inversion import apply_adapted, invert_image, perceptual_models, read_target, save_inversion
+
+    device = resolve_device(args.device)
+    steps = args.steps if args.steps is not None else (0 if args.encoder else 500)
+    # Everything that can fail on the user's input is checked before DIR is created.
+    if steps < 0 or (steps == 0 and not args.encoder):
+        raise NadaError(f"--steps must be >= 1 (or >= 0 with --encoder), got {steps}")
+    generator = frozen_of({adapted_generator_path(a)[1] for a in args.adapted or []}, args.generator, default="ffhq-1024")
+    G = load_generator(generator, device=device)
+    target = read_target(args.image, G, align=args.align)
+    adapted, _ = _adapted_generators(args.adapted, device)
+    encoder = load_e4e(args.encoder, device=device) if args.encoder else None
+    lpips, clip_model, note = perceptual_models(args.loss if steps else "pixel", args.clip, device=device)
+    print(note if steps else "inverting with the encoder only (--steps 0)")
+    inv = invert_image(G, target, steps=steps, latent=args.latent, lpips=lpips, clip_model=clip_model,
+                       encoder=encoder, log=print)
+    apply_adapted(inv, adapted)
+    out = save_inversion(inv, args.out, extra={"generator": generator, "image": str(args.image), "aligned": args.align,
+                                                "encoder": args.encoder})
+    quality = "".join(f", {k} {inv.metrics[k]:.3f}" for k in ("lpips", "clip_similarity") if k in inv.metrics)
+    print(f"reconstruction PSNR {inv.metrics['psnr']:.2f} dB{quality} ({inv.metrics['loss']}); wrote {out}/side_by_side.png "
+          f"(input, reconstruction, then each adapted generator), latents.pt and metrics.json")
+    return 0
+
+
+def cmd_edit(args) -> int:
     import torch
 
     from . import load_clip, load_generator
+    from .clip_guide import ClipGuide, tokenize
     from .devices import resolve_device
     from .fileio import atomic_torch_save, atomic_write_text
-    from .generator_io import adapted_generator_path
-    from .images import image_grid, load_image, save_image
-    from .projection import project, psnr
+    from .identity import load_identity_loss
+    from .images import image_grid, save_image
+    from .inversion import load_latents
+    from .latent_edit import edit_latent
 
     device = resolve_device(args.device)
-    # Everything that can fail on the user's input is checked before DIR is created.
-    if args.steps < 1:
-        raise NadaError(f"--steps must be >= 1, got {args.steps}")
-    G = load_generator(args.generator, device=device)
-    target = load_image(args.image, G.img_resolution)
-    adapted = [load_generator(adapted_generator_path(a)[0], device=device) for a in args.adapted or []]
-    clip_model = load_clip(args.clip, device=device) if args.clip else None
-    result = project(G, target, steps=args.steps, latent=args.latent, clip_model=clip_model, log=print)
+    tokenize([args.text], "cpu")  # a prompt over 77 tokens fails here, before any model loads
+    data = load_latents(args.latents)
+    generator = args.generator or data.get("generator")
+    if not generator:
+        raise NadaError(f"{args.latents} does not name its generator; pass --generator")
+    G = load_generator(generator, device=device)
+    if data["ws"].shape[1:] != (G.num_ws, G.w_dim):
+        raise NadaError(f"{args.latents} holds ws {tuple(data['ws'].shape)} but {generator} needs "
+                        f"(1, {G.num_ws}, {G.w_dim}); pass the generator it was inverted with (--generator)")
+    adapted, _ = _adapted_generators(args.adapted, device)
+    guide = ClipGuide([(args.clip, load_clip(args.clip, device=device), 1.0)])
+    identity, why = load_identity_loss(device=device) if args.identity == "auto" else (None, "identity loss off")
+    print(why)
+    noise = [n.to(device) for n in data.get("noise") or []] or None
+    edit = edit_latent(G, data["ws"], args.text, guide, steps=args.steps, lr=args.lr, l2_weight=args.l2,
+                       identity=identity, noise=noise, log=print)
     with torch.no_grad():
-        rows = [target[None].to(device)] + [g.synthesis(result.ws, noise=result.noise) for g in [G, *adapted]]
+        rows = [g.synthesis(ws.to(device), noise=noise) for g in [G, *adapted.values()] for ws in (data["ws"], edit.ws)]
     out = Path(args.out)
-    names = ["input", "reconstruction"] + [f"adapted_{i}" for i in range(len(adapted))]
-    for name, image in zip(names, rows):
-        save_image(image[0].cpu(), out / f"{name}.png")
-    save_image(image_grid(torch.cat(rows).cpu(), nrow=len(rows)), out / "side_by_side.png")
-    atomic_torch_save({"ws": result.ws.cpu(), "noise": [n.cpu() for n in result.noise], "latent": result.latent,
-                       "generator": str(args.generator)}, out / "latents.pt")
-    metrics = {"psnr": psnr(rows[1].cpu(), rows[0].cpu()), "loss": result.loss_name, "latent": result.latent,
-               "steps": args.steps, "adapted": list(args.adapted or [])}
+    save_image(rows[0][0].cpu(), out / "before.png")
+    save_image(rows[1][0].cpu(), out / "edited.png")
+    for i in range(len(adapted)):
+        save_image(rows[3 + 2 * i][0].cpu(), out / f"adapted_{i}.png")
+    save_image(image_grid(torch.cat(rows).cpu(), nrow=2), out / "before_after.png")
+    atomic_torch_save({"ws": edit.ws.cpu(), "noise": [n.cpu() for n in noise or []], "latent": "w+",
+                       "generator": generator, "text": args.text}, out / "latents.pt")
+    metrics = {"text": args.text, "clip_similarity_before": edit.similarity_before,
+               "clip_similarity_after": edit.similarity_after, "l2": edit.l2, "steps": args.steps,
+               "identity": identity is not None, "clip": args.clip, "adapted": list(adapted)}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"reconstruction PSNR {metrics['psnr']:.2f} dB ({result.loss_name}); wrote {out}/side_by_side.png "
-          f"(input, reconstruction, then each adapted generator), latents.pt and metrics.json")
+    print(f"CLIP similarity to {args.text!r}: {edit.similarity_before:.3f} -> {edit.similarity_after:.3f}; wrote "
+          f"{out}/before_after.png (rows: frozen, then each adapted generator; columns: before, edited), latents.pt, metrics.json")
     return 0
 
 
@@ -284,13 +339,32 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("invert", help="project an image into a generator's latent space; render it with adapted generators")
     inv.add_argument("--image", required=True, help="any image PIL reads; centre-cropped and resized to the generator")
     inv.add_argument("--out", required=True, help="folder for the images, latents.pt and metrics.json")
-    inv.add_argument("--generator", default="ffhq-1024", help="the frozen generator the runs were adapted from")
+    inv.add_argument("--generator", help="the frozen generator (default: the one the --adapted runs name, else ffhq-1024)")
     inv.add_argument("--adapted", nargs="+", help="adapted run dirs, checkpoints or .pt files to render the latent with")
-    inv.add_argument("--steps", type=int, default=500)
+    inv.add_argument("--steps", type=int, help="projection steps (default 500; 0 with --encoder)")
     inv.add_argument("--latent", choices=["w", "w+"], default="w+")
-    inv.add_argument("--clip", help="also match this CLIP model's image features (default: pixel loss only)")
+    inv.add_argument("--loss", choices=["auto", "lpips", "clip", "pixel"], default="auto",
+                     help="auto: LPIPS-VGG when its weights are cached (fetch vgg16 lpips-vgg), else CLIP features + pixels")
+    inv.add_argument("--clip", default="ViT-B/32", help="the CLIP model of the LPIPS fallback (mini world: mini-clip)")
+    inv.add_argument("--encoder", help="start from an e4e encoder's latent (e4e-ffhq or a path); faster, FFHQ only")
+    inv.add_argument("--align", action="store_true", help="FFHQ-align the face first (needs: pip install 'nada[align]')")
     inv.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     inv.set_defaults(func=cmd_invert)
+
+    ed = sub.add_parser("edit", help="move an inverted latent towards a text (StyleCLIP optimisation); render it")
+    ed.add_argument("--latents", required=True, help="latents.pt written by invert (or by edit)")
+    ed.add_argument("--text", required=True, help="describe the result, e.g. 'a face with blue hair'")
+    ed.add_argument("--out", required=True, help="folder for before/after images, latents.pt and metrics.json")
+    ed.add_argument("--generator", help="default: the generator named in latents.pt")
+    ed.add_argument("--adapted", nargs="+", help="also render the edited latent with these adapted generators")
+    ed.add_argument("--clip", default="ViT-B/32", help="the CLIP model that judges the text (mini world: mini-clip)")
+    ed.add_argument("--steps", type=int, default=100)
+    ed.add_argument("--lr", type=float, default=0.1)
+    ed.add_argument("--l2", type=float, default=0.008, help="weight of |w - w_start|^2: higher keeps more of the picture")
+    ed.add_argument("--identity", choices=["auto", "off"], default="auto",
+                    help="auto: add the IR-SE50 identity loss when its weights are cached (faces)")
+    ed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ed.set_defaults(func=cmd_edit)
 
     c = sub.add_parser("convert", help="convert any supported checkpoint to a rosinality-format .pt")
     c.add_argument("--generator", required=True)

@@ -142,6 +142,20 @@ def adapted_generator_path(path_or_run_dir) -> tuple[Path, str | None]:
     return path, frozen
 
 
+def frozen_of(parents, given=None, *, default: str | None = None) -> str:
+    """The frozen generator for adapted runs: `given`, else the one their config.json files name, else `default`."""
+    if given:
+        return str(given)
+    parents = {p for p in parents if p}
+    if len(parents) == 1:
+        return parents.pop()
+    if not parents and default:
+        return default
+    raise NadaError("cannot tell which generator these runs were adapted from "
+                    + (f"(they name {sorted(parents)})" if parents else "(no config.json beside them)")
+                    + "; name the frozen generator (--generator in the CLI, frozen= in notebooks), e.g. ffhq-1024")
+
+
 def resolve_source(source) -> Path:
     """A local path for a registry name (downloading it if needed) or an existing file path."""
     path = Path(os.path.expanduser(str(source)))

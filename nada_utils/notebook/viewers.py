@@ -13,7 +13,7 @@ import torch
 
 from ..blending import GeneratorBlend
 from ..errors import NadaError
-from ..generator_io import adapted_generator_path, load_generator
+from ..generator_io import adapted_generator_path, frozen_of, load_generator
 from ..images import image_grid, png_bytes, save_image
 from ..rendering import render_seeds
 from .session import Session
@@ -43,14 +43,8 @@ def load_adapted(sources, session: Session, *, frozen: str | None = None):
     for source in sources:
         path, parent = adapted_generator_path(find_run(source, session))
         adapted[source] = load_generator(path, device=session.device)  # the row's name is what the user typed
-        if parent:
-            parents.add(parent)
-    if frozen is None:
-        if len(parents) != 1:
-            raise NadaError("cannot tell which generator these runs were adapted from "
-                            + (f"(they name {sorted(parents)})" if parents else "(no config.json beside them)")
-                            + "; pass frozen='ffhq-1024' (or a path)")
-        frozen = parents.pop()
+        parents.add(parent)
+    frozen = frozen_of(parents, frozen)
     return load_generator(frozen, device=session.device), adapted
 
 
