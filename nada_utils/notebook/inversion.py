@@ -1,0 +1,114 @@
+"""The inversion notebook's steps: pick an image, invert it, apply adapted generators, edit it with text.
+
+Each step is the library's own (`nada_utils.inversion`, `nada_utils.latent_edit`), the same code the
+`invert` and `edit` commands run, plus display: images inline and the numbers in one line.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import NadaError
+from ..images import image_grid, png_bytes, save_image
+from ..inversion import Inversion, apply_adapted, invert_image, perceptual_models, read_target, save_inversion
+from .session import Session
+
+
+def _show(image: torch.Tensor, caption: str) -> None:
+    from IPython.display import Image, display
+
+    print(caption)
+    display(Image(data=png_bytes(image)))
+
+
+def mini_world_photo(index: int = 0) -> str:
+    """A held-out mini-world photo (drawn by the renderer, never by the generator) saved as a PNG; its path."""
+    from ..mini_world.metrics import held_out_z
+    from ..mini_world.renderer import render, scene_from_z
+
+    scene = scene_from_z(held_out_z(index + 1, 128))[index:]
+    return str(save_image(render(scene, "photo", 64)[0], Path(tempfile.gettempdir()) / f"nada_mini_photo_{index}.png"))
+
+
+def choose_image(image_path: str, session: Session) -> Path:
+    """`image_path` if given; in Colab with none given, an upload button (the file goes to WORKDIR/uploads)."""
+    if image_path:
+        path = Path(image_path).expanduser()
+        if not path.is_file():
+            raise NadaError(f"image not found: {path}; check image_path (in Colab, leave it empty to upload one)")
+        return path
+    if not session.in_colab:
+        raise NadaError("set image_path to a photo's path (in Colab, leave it empty to get an upload button)")
+    from google.colab import files  # only in Colab
+
+    uploaded = files.upload()
+    if not uploaded:
+        raise NadaError("nothing was uploaded; run the cell again and pick an image")
+    name, data = next(iter(uploaded.items()))
+    path = session.workdir / "uploads" / Path(name).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def invert(image_path, G_frozen, session: Session, *, steps: int = 500, latent: str = "w+", align: bool = False,
+           encoder: str | None = None, clip: str = "ViT-B/32") -> Inversion:
+    """Invert the image into G_frozen and show input | reconstruction with PSNR and LPIPS (or its CLIP fallback)."""
+    from ..e4e import load_e4e
+
+    target = read_target(image_path, G_frozen, align=align)
+    lpips, clip_model, note = perceptual_models("auto" if steps else "pixel", clip, device=session.device)
+    print(note)
+    enc = load_e4e(encoder, device=session.device) if encoder else None
+    inv = invert_image(G_frozen, target, steps=steps, latent=latent, lpips=lpips, clip_model=clip_model, encoder=enc,
+                       log=print)
+    inv.metrics["image"] = str(image_path)
+    quality = "".join(f", {k} {inv.metrics[k]:.3f}" for k in ("lpips", "clip_similarity") if k in inv.metrics)
+    _show(image_grid(torch.cat([inv.image.cpu(), inv.reconstruction.cpu()]), nrow=2),
+          f"input | reconstruction: PSNR {inv.metrics['psnr']:.2f} dB{quality} ({inv.metrics['loss']})")
+    return inv
+
+
+def _folder(inv: Inversion, save_to) -> Path:
+    """One folder per image under `save_to`, named after the image file, so a second photo keeps the first's results."""
+    return Path(save_to) / Path(inv.metrics.get("image", "image")).stem
+
+
+def show_inversion(inv: Inversion, G_adapted: dict, *, save_to=None) -> None:
+    """Render the inverted latent with each adapted generator; show input | reconstruction | adapted...; save
+    them with latents.pt and metrics.json to `save_to`/IMAGE_NAME."""
+    from ..inversion import side_by_side
+
+    apply_adapted(inv, G_adapted)
+    _show(side_by_side(inv), "input | reconstruction | " + " | ".join(G_adapted))
+    if save_to is not None:
+        print(f"saved images, latents.pt and metrics.json to {save_inversion(inv, _folder(inv, save_to))}")
+
+
+def edit_with_text(inv: Inversion, text: str, G_frozen, G_adapted: dict, *, clip: str = "ViT-B/32", steps: int = 100,
+                   save_to=None):
+    """Move the inverted latent towards `text` (StyleCLIP optimisation); show before | edited for every generator;
+    save the grid as `save_to`/IMAGE_NAME/edit.png."""
+    from .. import load_clip
+    from ..clip_guide import ClipGuide
+    from ..identity import load_identity_loss
+    from ..latent_edit import edit_latent
+
+    device = next(G_frozen.parameters()).device
+    guide = ClipGuide([(clip, load_clip(clip, device=device), 1.0)])
+    identity, why = load_identity_loss(device=device)
+    print(why)
+    edit = edit_latent(G_frozen, inv.result.ws, text, guide, steps=steps, identity=identity, noise=inv.result.noise,
+                       log=print)
+    with torch.no_grad():
+        rows = [g.synthesis(ws, noise=inv.result.noise).cpu() for g in [G_frozen, *G_adapted.values()]
+                for ws in (inv.result.ws, edit.ws)]
+    grid = image_grid(torch.cat(rows), nrow=2)
+    _show(grid, f"before | edited, rows: frozen, {', '.join(G_adapted)}; CLIP similarity to {text!r}: "
+                f"{edit.similarity_before:.3f} -> {edit.similarity_after:.3f}")
+    if save_to is not None:
+        print(f"saved {save_image(grid, _folder(inv, save_to) / 'edit.png')}")
+    return edit
