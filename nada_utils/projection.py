@@ -107,7 +107,9 @@ def project(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w", lr:
         start = start.detach().to(device).float().reshape(1, G.num_ws, -1)
         w_opt = start if rows > 1 else start.mean(1, keepdim=True)
     w_opt = w_opt.clone().requires_grad_(True)
-    noise = [torch.randn(b.shape, generator=gen).to(device).requires_grad_(True)
+    # From scratch the noise maps start random (NVlabs); from an encoder's latent they start as G's stored
+    # maps, which the encoder's output was made for.
+    noise = [(b.detach().clone() if start is not None else torch.randn(b.shape, generator=gen).to(device)).requires_grad_(True)
              for b in G.make_noise(1, "const", device=device)]
     optimizer = torch.optim.Adam([w_opt, *noise], lr=lr, betas=(0.9, 0.999))
     target_features = target_small = None
