@@ -132,9 +132,8 @@ def _adapted_generators(sources, device) -> tuple[dict, set]:
 def cmd_invert(args) -> int:
     from . import load_generator
     from .devices import resolve_device
-    from .e4e import load_e4e
     from .generator_io import adapted_generator_path, frozen_of
-    from .inversion import apply_adapted, invert_image, perceptual_models, read_target, save_inversion
+    from .inversion import apply_adapted, read_target, run_inversion, save_inversion, summary
 
     device = resolve_device(args.device)
     steps = args.steps if args.steps is not None else (0 if args.encoder else 500)
@@ -145,16 +144,12 @@ def cmd_invert(args) -> int:
     G = load_generator(generator, device=device)
     target = read_target(args.image, G, align=args.align)
     adapted, _ = _adapted_generators(args.adapted, device)
-    encoder = load_e4e(args.encoder, device=device) if args.encoder else None
-    lpips, clip_model, note = perceptual_models(args.loss if steps else "pixel", args.clip, device=device)
-    print(note if steps else "inverting with the encoder only (--steps 0)")
-    inv = invert_image(G, target, steps=steps, latent=args.latent, lpips=lpips, clip_model=clip_model,
-                       encoder=encoder, log=print)
+    inv = run_inversion(G, target, steps=steps, latent=args.latent, loss=args.loss, clip=args.clip, encoder=args.encoder,
+                        device=device)
     apply_adapted(inv, adapted)
     out = save_inversion(inv, args.out, extra={"generator": generator, "image": str(args.image), "aligned": args.align,
                                                 "encoder": args.encoder})
-    quality = "".join(f", {k} {inv.metrics[k]:.3f}" for k in ("lpips", "clip_similarity") if k in inv.metrics)
-    print(f"reconstruction PSNR {inv.metrics['psnr']:.2f} dB{quality} ({inv.metrics['loss']}); wrote {out}/side_by_side.png "
+    print(f"reconstruction {summary(inv)}; wrote {out}/side_by_side.png "
           f"(input, reconstruction, then each adapted generator), latents.pt and metrics.json")
     return 0
 
@@ -162,14 +157,13 @@ def cmd_invert(args) -> int:
 def cmd_edit(args) -> int:
     import torch
 
-    from . import load_clip, load_generator
-    from .clip_guide import ClipGuide, tokenize
+    from . import load_generator
+    from .clip_guide import tokenize
     from .devices import resolve_device
     from .fileio import atomic_torch_save, atomic_write_text
-    from .identity import load_identity_loss
     from .images import image_grid, save_image
     from .inversion import load_latents
-    from .latent_edit import edit_latent
+    from .latent_edit import before_after, edit_latent, edit_models
 
     device = resolve_device(args.device)
     tokenize([args.text], "cpu")  # a prompt over 77 tokens fails here, before any model loads
@@ -182,20 +176,18 @@ def cmd_edit(args) -> int:
         raise NadaError(f"{args.latents} holds ws {tuple(data['ws'].shape)} but {generator} needs "
                         f"(1, {G.num_ws}, {G.w_dim}); pass the generator it was inverted with (--generator)")
     adapted, _ = _adapted_generators(args.adapted, device)
-    guide = ClipGuide([(args.clip, load_clip(args.clip, device=device), 1.0)])
-    identity, why = load_identity_loss(device=device) if args.identity == "auto" else (None, "identity loss off")
+    guide, identity, why = edit_models(args.clip, device=device, identity=args.identity == "auto")
     print(why)
     noise = [n.to(device) for n in data.get("noise") or []] or None
     edit = edit_latent(G, data["ws"], args.text, guide, steps=args.steps, lr=args.lr, l2_weight=args.l2,
                        identity=identity, noise=noise, log=print)
-    with torch.no_grad():
-        rows = [g.synthesis(ws.to(device), noise=noise) for g in [G, *adapted.values()] for ws in (data["ws"], edit.ws)]
+    rows = before_after([G, *adapted.values()], data["ws"], edit.ws, noise)
     out = Path(args.out)
-    save_image(rows[0][0].cpu(), out / "before.png")
-    save_image(rows[1][0].cpu(), out / "edited.png")
+    save_image(rows[0][0], out / "before.png")
+    save_image(rows[1][0], out / "edited.png")
     for i in range(len(adapted)):
-        save_image(rows[3 + 2 * i][0].cpu(), out / f"adapted_{i}.png")
-    save_image(image_grid(torch.cat(rows).cpu(), nrow=2), out / "before_after.png")
+        save_image(rows[3 + 2 * i][0], out / f"adapted_{i}.png")
+    save_image(image_grid(torch.cat(rows), nrow=2), out / "before_after.png")
     atomic_torch_save({"ws": edit.ws.cpu(), "noise": [n.cpu() for n in noise or []], "latent": "w+",
                        "generator": generator, "text": args.text}, out / "latents.pt")
     metrics = {"text": args.text, "clip_similarity_before": edit.similarity_before,

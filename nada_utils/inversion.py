@@ -90,6 +90,25 @@ def invert_image(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w+
     return Inversion(target, result, rec, metrics)
 
 
+def run_inversion(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w+", loss: str = "auto",
+                  clip: str | None = "ViT-B/32", encoder: str | None = None, device="cpu",
+                  log: Callable[[str], None] = print) -> Inversion:
+    """`invert_image` with its models chosen by name: the e4e `encoder` (a registry name or path), and the
+    loss (`perceptual_models`; plain pixels when `steps` is 0, as only the encoder runs). Says which loss."""
+    from .e4e import load_e4e
+
+    enc = load_e4e(encoder, device=device) if encoder else None
+    lpips, clip_model, note = perceptual_models(loss if steps else "pixel", clip, device=device)
+    log(note if steps else "inverting with the encoder only (steps 0)")
+    return invert_image(G, target, steps=steps, latent=latent, lpips=lpips, clip_model=clip_model, encoder=enc, log=log)
+
+
+def summary(inv: Inversion) -> str:
+    """The reconstruction's quality in one line: PSNR, LPIPS or the CLIP similarity, and the loss used."""
+    quality = "".join(f", {k} {inv.metrics[k]:.3f}" for k in ("lpips", "clip_similarity") if k in inv.metrics)
+    return f"PSNR {inv.metrics['psnr']:.2f} dB{quality} ({inv.metrics['loss']})"
+
+
 @torch.no_grad()
 def apply_adapted(inv: Inversion, adapted: dict) -> Inversion:
     """Render the inverted latent with each adapted generator (name -> G), keeping the fitted noise maps."""

@@ -45,9 +45,13 @@ def edit_latent(G, ws: torch.Tensor, text: str, guide: ClipGuide, *, steps: int 
     start = ws.detach().to(device).float()
     noise = None if noise is None else [n.to(device) for n in noise]
     targets = guide.text_targets(text, templates=False)
+
+    def similarity(images):  # the weighted mean cosine to the text: 1 - the global loss per unit weight
+        return 1 - guide.global_(images, targets).item() / sum(gm.weight for gm in guide.models)
+
     with torch.no_grad():
         image_start = G.synthesis(start, noise=noise)
-        before = 1 - guide.global_(image_start, targets).item() / sum(gm.weight for gm in guide.models)
+        before = similarity(image_start)
     w = start.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([w], lr=lr)
     losses = []
@@ -67,5 +71,22 @@ def edit_latent(G, ws: torch.Tensor, text: str, guide: ClipGuide, *, steps: int 
             log(f"edit step {step + 1}/{steps}: loss {loss.item():.4f}")
     w = w.detach()
     with torch.no_grad():
-        after = 1 - guide.global_(G.synthesis(w, noise=noise), targets).item() / sum(gm.weight for gm in guide.models)
+        after = similarity(G.synthesis(w, noise=noise))
     return Edit(w, before, after, (w - start).square().sum().item(), losses)
+
+
+def edit_models(clip: str, *, device="cpu", identity: bool = True) -> tuple[ClipGuide, object, str]:
+    """(guide with the named CLIP, the identity loss or None, a line saying whether identity is used)."""
+    from . import load_clip
+    from .identity import load_identity_loss
+
+    guide = ClipGuide([(clip, load_clip(clip, device=device), 1.0)])
+    loss, why = load_identity_loss(device=device) if identity else (None, "identity loss off")
+    return guide, loss, why
+
+
+@torch.no_grad()
+def before_after(generators, ws_before: torch.Tensor, ws_after: torch.Tensor, noise=None) -> list[torch.Tensor]:
+    """`[1, 3, H, W]` CPU renders, per generator: the latent before the edit, then after it."""
+    return [g.synthesis(ws.to(next(g.parameters()).device), noise=noise).cpu()
+            for g in generators for ws in (ws_before, ws_after)]

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import NadaError
 from ..images import image_grid, png_bytes, save_image
-from ..inversion import Inversion, apply_adapted, invert_image, perceptual_models, read_target, save_inversion
+from ..inversion import Inversion, apply_adapted, read_target, run_inversion, save_inversion, side_by_side, summary
 from .session import Session
 
 
@@ -28,9 +28,11 @@ def mini_world_photo(index: int = 0) -> str:
     """A held-out mini-world photo (drawn by the renderer, never by the generator) saved as a PNG; its path."""
     from ..mini_world.metrics import held_out_z
     from ..mini_world.renderer import render, scene_from_z
+    from ..mini_world.spec import MINI_GENERATOR
 
-    scene = scene_from_z(held_out_z(index + 1, 128))[index:]
-    return str(save_image(render(scene, "photo", 64)[0], Path(tempfile.gettempdir()) / f"nada_mini_photo_{index}.png"))
+    scene = scene_from_z(held_out_z(index + 1, MINI_GENERATOR["z_dim"]))[index:]
+    image = render(scene, "photo", MINI_GENERATOR["img_resolution"])[0]
+    return str(save_image(image, Path(tempfile.gettempdir()) / f"nada_mini_photo_{index}.png"))
 
 
 def choose_image(image_path: str, session: Session) -> Path:
@@ -57,18 +59,11 @@ def choose_image(image_path: str, session: Session) -> Path:
 def invert(image_path, G_frozen, session: Session, *, steps: int = 500, latent: str = "w+", align: bool = False,
            encoder: str | None = None, clip: str = "ViT-B/32") -> Inversion:
     """Invert the image into G_frozen and show input | reconstruction with PSNR and LPIPS (or its CLIP fallback)."""
-    from ..e4e import load_e4e
-
-    target = read_target(image_path, G_frozen, align=align)
-    lpips, clip_model, note = perceptual_models("auto" if steps else "pixel", clip, device=session.device)
-    print(note)
-    enc = load_e4e(encoder, device=session.device) if encoder else None
-    inv = invert_image(G_frozen, target, steps=steps, latent=latent, lpips=lpips, clip_model=clip_model, encoder=enc,
-                       log=print)
+    inv = run_inversion(G_frozen, read_target(image_path, G_frozen, align=align), steps=steps, latent=latent, clip=clip,
+                        encoder=encoder, device=session.device)
     inv.metrics["image"] = str(image_path)
-    quality = "".join(f", {k} {inv.metrics[k]:.3f}" for k in ("lpips", "clip_similarity") if k in inv.metrics)
     _show(image_grid(torch.cat([inv.image.cpu(), inv.reconstruction.cpu()]), nrow=2),
-          f"input | reconstruction: PSNR {inv.metrics['psnr']:.2f} dB{quality} ({inv.metrics['loss']})")
+          f"input | reconstruction: {summary(inv)}")
     return inv
 
 
@@ -80,8 +75,6 @@ def _folder(inv: Inversion, save_to) -> Path:
 def show_inversion(inv: Inversion, G_adapted: dict, *, save_to=None) -> None:
     """Render the inverted latent with each adapted generator; show input | reconstruction | adapted...; save
     them with latents.pt and metrics.json to `save_to`/IMAGE_NAME."""
-    from ..inversion import side_by_side
-
     apply_adapted(inv, G_adapted)
     _show(side_by_side(inv), "input | reconstruction | " + " | ".join(G_adapted))
     if save_to is not None:
@@ -92,20 +85,13 @@ def edit_with_text(inv: Inversion, text: str, G_frozen, G_adapted: dict, *, clip
                    save_to=None):
     """Move the inverted latent towards `text` (StyleCLIP optimisation); show before | edited for every generator;
     save the grid as `save_to`/IMAGE_NAME/edit.png."""
-    from .. import load_clip
-    from ..clip_guide import ClipGuide
-    from ..identity import load_identity_loss
-    from ..latent_edit import edit_latent
+    from ..latent_edit import before_after, edit_latent, edit_models
 
-    device = next(G_frozen.parameters()).device
-    guide = ClipGuide([(clip, load_clip(clip, device=device), 1.0)])
-    identity, why = load_identity_loss(device=device)
+    guide, identity, why = edit_models(clip, device=next(G_frozen.parameters()).device)
     print(why)
     edit = edit_latent(G_frozen, inv.result.ws, text, guide, steps=steps, identity=identity, noise=inv.result.noise,
                        log=print)
-    with torch.no_grad():
-        rows = [g.synthesis(ws, noise=inv.result.noise).cpu() for g in [G_frozen, *G_adapted.values()]
-                for ws in (inv.result.ws, edit.ws)]
+    rows = before_after([G_frozen, *G_adapted.values()], inv.result.ws, edit.ws, inv.result.noise)
     grid = image_grid(torch.cat(rows), nrow=2)
     _show(grid, f"before | edited, rows: frozen, {', '.join(G_adapted)}; CLIP similarity to {text!r}: "
                 f"{edit.similarity_before:.3f} -> {edit.similarity_after:.3f}")
