@@ -2,7 +2,8 @@
 
 They need no download and go through the same `load_generator` / `load_clip` path as real weights.
 `random:tiny` (a 32 px generator and a tiny CLIP) runs the whole pipeline in seconds on a CPU;
-`random:256` ... `random:1024` are config-f generators of the real sizes, for benchmarks.
+`random:256` ... `random:1024` are config-f generators of the real sizes, and `random:ViT-B/32` ...
+the real CLIP architectures, for benchmarks.
 They show the mechanics only: random weights make no meaningful images.
 """
 
@@ -14,6 +15,15 @@ PREFIX = "random:"
 TINY_GENERATOR = dict(img_resolution=32, channel_multiplier=2, channel_max=32, n_mlp=2, w_dim=64, seed=0)
 TINY_CLIP = dict(embed_dim=32, image_resolution=32, vision_width=64, vision_layers=2, vision_patch_size=8,
                  transformer_width=64, transformer_layers=2, seed=0)
+# OpenAI's ViT architectures (from their published shapes), for benchmarks at the real cost.
+REAL_CLIPS = {
+    "ViT-B/32": dict(embed_dim=512, image_resolution=224, vision_width=768, vision_layers=12, vision_patch_size=32,
+                     transformer_width=512, transformer_layers=12),
+    "ViT-B/16": dict(embed_dim=512, image_resolution=224, vision_width=768, vision_layers=12, vision_patch_size=16,
+                     transformer_width=512, transformer_layers=12),
+    "ViT-L/14": dict(embed_dim=768, image_resolution=224, vision_width=1024, vision_layers=24, vision_patch_size=14,
+                     transformer_width=768, transformer_layers=12),
+}
 
 
 def is_builtin(name) -> bool:
@@ -33,9 +43,12 @@ def builtin_generator(name: str):
 
 
 def builtin_clip(name: str):
-    """`random:tiny`: a tiny random CLIP (32 px input, 32-dim embeddings)."""
+    """`random:tiny` (32 px input, 32-dim embeddings) or `random:ViT-B/32` etc. (the real architecture)."""
     from .clip_models import make_tiny_clip
 
-    if name[len(PREFIX):] == "tiny":
+    kind = name[len(PREFIX):]
+    if kind == "tiny":
         return make_tiny_clip(**TINY_CLIP)
-    raise NadaError(f"unknown built-in CLIP {name!r}; use random:tiny")
+    if kind in REAL_CLIPS:
+        return make_tiny_clip(**REAL_CLIPS[kind], seed=0)
+    raise NadaError(f"unknown built-in CLIP {name!r}; use random:tiny or random:MODEL with MODEL one of {', '.join(REAL_CLIPS)}")

@@ -81,7 +81,7 @@ def cmd_train(args) -> int:
         style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb, auto_every=args.auto_every,
         steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
         id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device)
+        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast)
     explicit = {k: v for k, v in explicit.items() if v is not None}
     if args.clip and args.clip_weights is None:
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
@@ -273,6 +273,18 @@ def cmd_selfcheck(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import format_result, run_bench
+
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
+        raise NadaError("--batch and --steps must be >= 1 and --warmup >= 0")
+    clip = tuple(m.strip() for m in args.clip.split(",") if m.strip())
+    result = run_bench(size=args.size, batch=args.batch, clip=clip, layers=args.layers, device=args.device, fast=args.fast,
+                       steps=args.steps, warmup=args.warmup, log=(lambda _: None) if args.json else print)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nada_utils", description="nada: text-driven StyleGAN2 domain adaptation (StyleGAN-NADA).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -303,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--sync-dir", help="mirror the run here (e.g. a Google Drive folder); --resume restores from it")
     t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--fast", help="speed options: auto (tf32,bf16,channels_last on a GPU; none on a CPU), none, or a comma "
+                                  "list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -357,6 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: add the IR-SE50 identity loss when its weights are cached (faces)")
     ed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ed.set_defaults(func=cmd_edit)
+
+    b = sub.add_parser("bench", help="time a training step at real model sizes (random weights) against the compute floor")
+    b.add_argument("--size", type=int, default=256, choices=[64, 128, 256, 512, 1024], help="generator resolution (config-f)")
+    b.add_argument("--batch", type=int, default=2)
+    b.add_argument("--clip", default="ViT-B/32", help="CLIP architectures, comma-separated: ViT-B/32, ViT-B/16, ViT-L/14")
+    b.add_argument("--layers", default="all", help="layer spec, as for train (auto:K also times the selection)")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    b.add_argument("--fast", default="none", help="fast paths to time: none, auto, or a list as for train")
+    b.add_argument("--steps", type=int, default=5, help="timed warm steps (the median is reported)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    b.add_argument("--json", action="store_true", help="print the full result as JSON")
+    b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("convert", help="convert any supported checkpoint to a rosinality-format .pt")
     c.add_argument("--generator", required=True)

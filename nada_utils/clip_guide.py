@@ -64,8 +64,15 @@ class ClipGuide:
         self._text_cache: dict[tuple, torch.Tensor] = {}
 
     def encode_images(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """`[N, 3, H, W]` in [-1, 1] -> one `[N, D]` embedding per model (differentiable)."""
-        return [gm.model.encode_image(clip_preprocess(images, gm.resolution)) for gm in self.models]
+        """`[N, 3, H, W]` in [-1, 1] -> one `[N, D]` embedding per model (differentiable).
+
+        Models with the same input resolution (ViT-B/32 and ViT-B/16: 224) share one resize.
+        """
+        inputs: dict[int, torch.Tensor] = {}
+        for gm in self.models:
+            if gm.resolution not in inputs:
+                inputs[gm.resolution] = clip_preprocess(images, gm.resolution)
+        return [gm.model.encode_image(inputs[gm.resolution]) for gm in self.models]
 
     @torch.no_grad()
     def encode_texts(self, gm: GuideModel, texts: list[str]) -> torch.Tensor:
@@ -100,13 +107,16 @@ class ClipGuide:
         return [unit_direction(s, f) for s, f in zip(self.encode_images(style_images), self.encode_images(frozen_images))]
 
     def directional(self, img_frozen: torch.Tensor, img_train: torch.Tensor, directions: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        """Weighted directional loss over the models; returns (total, {model name: value})."""
+        """Weighted directional loss over the models; returns (total, {model name: detached 0-d tensor}).
+
+        The terms stay tensors so that a training step never waits for the GPU before its backward.
+        """
         with torch.no_grad():
             emb_frozen = self.encode_images(img_frozen)
         emb_train = self.encode_images(img_train)
         terms = {gm.name: directional_loss(f, t, d) for gm, f, t, d in zip(self.models, emb_frozen, emb_train, directions)}
         total = sum(gm.weight * terms[gm.name] for gm in self.models)
-        return total, {k: v.detach().item() for k, v in terms.items()}
+        return total, {k: v.detach() for k, v in terms.items()}
 
     def text_targets(self, text: str, *, templates: bool = True) -> list[torch.Tensor]:
         """Unit text embedding `[D]` per model, the target of the global loss."""

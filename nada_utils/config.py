@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .errors import NadaError
 
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
-RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device")
+RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # write a checkpoint every N steps (0: only at the end)
     keep: int = 3  # checkpoints kept on disk (the newest)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
+    fast: str = "auto"  # speed options (training_step.FAST_PATHS): auto, none, or e.g. "bf16,checkpoint"
     ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
     extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
 
@@ -75,7 +76,12 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise NadaError(message)
+        import torch
+
         from .ground_truth import check_ground_truth
+        from .training_step import parse_fast
+
+        parse_fast(self.fast, torch.device("cpu"))  # the names are checked here; what "auto" means, at run time
 
         check_ground_truth(self.ground_truth)
         if self.style_images is None:

@@ -55,3 +55,15 @@ def gradnorm_select(G_train, ws: torch.Tensor, global_loss_fn, *, k: int, candid
         norms[name] = sq ** 0.5
     chosen = set(sorted(candidates, key=lambda n: -norms[n])[:k])
     return [n for n in candidates if n in chosen]
+
+
+def select_layers(spec, G_train, ws: torch.Tensor, auto_latents, global_loss_fn, *, candidates: list[str], iters: int,
+                  lr: float, include_torgb: bool) -> tuple[list[int], list[str]]:
+    """One reselection for a dynamic layer spec; returns (W+ indices (auto only, else []), layers).
+
+    `auto_latents()` gives the batch of ws that `auto:K` optimises (the reference draws a fresh one);
+    `gradnorm:K` scores the step's own ws.
+    """
+    if spec.kind == "auto":
+        return auto_select(G_train, auto_latents(), global_loss_fn, k=spec.k, iters=iters, lr=lr, include_torgb=include_torgb)
+    return [], gradnorm_select(G_train, ws, global_loss_fn, k=spec.k, candidates=candidates)

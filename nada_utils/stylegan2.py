@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 NOISE_MODES = ("const", "random", "none")
 BLUR_KERNEL = (1, 3, 3, 1)
@@ -301,6 +302,9 @@ class Generator(nn.Module):
         # so it is kept out of state_dict() to keep the published key set exact.
         self.register_buffer("w_avg", torch.zeros(w_dim), persistent=False)
         self.w_avg_source = "unset (zeros)"  # loaders set "checkpoint" or "estimated ..."
+        # Speed options (training_step.prepare_fast sets them); neither changes what is computed.
+        self.memory_format = torch.contiguous_format  # torch.channels_last is faster on recent GPUs
+        self.checkpointing = False  # gradient checkpointing of each synthesis block
 
         # ONE table of which W+ index each modulated layer reads, in forward order. The forward pass
         # below is driven by it, and layer selection derives its mapping from the same table.
@@ -366,14 +370,25 @@ class Generator(nn.Module):
         n = ws.shape[0]
         if noise is None:
             noise = self.make_noise(n, noise_mode, device=ws.device, dtype=ws.dtype)
-        x = self.conv1(self.input(n), ws[:, 0], noise[0])
+        x = self.input(n)
+        if self.memory_format != torch.contiguous_format:
+            x = x.contiguous(memory_format=self.memory_format)  # convolutions keep the input's layout
+        x = self.conv1(x, ws[:, 0], noise[0])
         skip = self.to_rgb1(x, ws[:, 1])
-        for b, to_rgb in enumerate(self.to_rgbs):
+        recompute = self.checkpointing and torch.is_grad_enabled()
+        for b in range(len(self.to_rgbs)):
             i = 2 * b + 1
-            x = self.convs[2 * b](x, ws[:, i], noise[i])
-            x = self.convs[2 * b + 1](x, ws[:, i + 1], noise[i + 1])
-            skip = to_rgb(x, ws[:, i + 2], skip)
+            args = (b, x, skip, ws[:, i:i + 3], noise[i], noise[i + 1])
+            # Checkpointing keeps only each block's inputs for backward and recomputes the rest there:
+            # about a third more compute for a fraction of the activation memory (docs/BENCHMARKS.md).
+            x, skip = checkpoint(self._block, *args, use_reentrant=False) if recompute else self._block(*args)
         return skip
+
+    def _block(self, b: int, x, skip, ws3, noise_a, noise_b):
+        """Synthesis block b: upsampling conv, conv, toRGB added to the upsampled skip; ws3 `[N, 3, w_dim]`."""
+        x = self.convs[2 * b](x, ws3[:, 0], noise_a)
+        x = self.convs[2 * b + 1](x, ws3[:, 1], noise_b)
+        return x, self.to_rgbs[b](x, ws3[:, 2], skip)
 
     def forward(
         self,

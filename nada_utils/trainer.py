@@ -27,10 +27,10 @@ from .freezing import parse_layer_spec, selectable_layers, set_trainable, static
 from .fileio import atomic_write_text
 from .generator_io import save_generator
 from .images import image_grid, load_image_folder, save_image
-from .losses import l2_regulariser
 from .run_dir import open_run, truncate_log
-from .selection import auto_select, gradnorm_select
+from .selection import select_layers
 from .stylegan2 import style_mix, z_from_seeds
+from .training_step import StepSettings, as_floats, forward_losses, parse_fast, precision, prepare_fast
 
 
 @dataclass
@@ -74,6 +74,19 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
         identity, message = load_identity_loss(device=device)
         log(message)
     return Setup(G_frozen, G_train, guide, directions, targets, identity)
+
+
+def layer_plan(G_train, cfg: TrainConfig):
+    """(layer spec, the layers it can ever train, Adam over exactly those layers' parameters).
+
+    A static spec trains all its candidates; a dynamic one (auto, gradnorm) turns subsets on per step.
+    """
+    spec = parse_layer_spec(cfg.layers, G_train, include_torgb=cfg.include_torgb)
+    candidates = selectable_layers(G_train, include_torgb=cfg.include_torgb) if spec.dynamic else \
+        static_layers(spec, G_train, include_torgb=cfg.include_torgb)
+    names = set(set_trainable(G_train, candidates))
+    params = [p for n, p in G_train.named_parameters() if n in names]
+    return spec, candidates, torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
 
 
 @dataclass
@@ -170,17 +183,15 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
                         source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
                         style_images=cfg.style_images, id_weight=cfg.id_weight, device=device, log=log)
     G_frozen, G_train, guide = setup.G_frozen, setup.G_train, setup.guide
+    fast = parse_fast(cfg.fast, device)
+    prepare_fast(setup, fast)
+    if fast:
+        log(f"fast paths: {', '.join(fast)}")
 
-    spec = parse_layer_spec(cfg.layers, G_train, include_torgb=cfg.include_torgb)
-    candidates = selectable_layers(G_train, include_torgb=cfg.include_torgb) if spec.dynamic else \
-        static_layers(spec, G_train, include_torgb=cfg.include_torgb)
+    spec, candidates, optimizer = layer_plan(G_train, cfg)
     selected = list(candidates)
     selected_ws: list[int] = []
     train_mapping = "mapping" in candidates
-    # The optimiser holds only the layers this spec can ever train; a dynamic spec turns subsets on.
-    names = set(set_trainable(G_train, candidates))
-    params = [p for n, p in G_train.named_parameters() if n in names]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
     sampler = torch.Generator().manual_seed(cfg.seed)
     directions = setup.directions
     start = 0
@@ -216,45 +227,33 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     if start == 0:
         samples(0)
     last_good = ckpt_path
+    settings = StepSettings(truncation=cfg.truncation, train_mapping=train_mapping, l2_weight=cfg.l2_weight,
+                            id_weight=cfg.id_weight if setup.identity is not None else 0.0, fast=fast)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="nada", unit="step")
     for it in range(start, cfg.steps):
         t0 = time.perf_counter()
         latents = sample_latents(sampler, cfg.batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=cfg.mixing, device=device)
-        with torch.no_grad():
-            ws = latents.ws(G_frozen, cfg.truncation)
-        if spec.dynamic and it % cfg.auto_every == 0:
-            if spec.kind == "auto":
+        with precision(fast):
+            if spec.dynamic and it % cfg.auto_every == 0:
+                def auto_latents():
+                    with torch.no_grad():
+                        return sample_latents(sampler, cfg.auto_batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws,
+                                              mixing=0.0, device=device).ws(G_frozen, cfg.truncation)
+
                 with torch.no_grad():
-                    ws_auto = sample_latents(sampler, cfg.auto_batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=0.0,
-                                             device=device).ws(G_frozen, cfg.truncation)
-                selected_ws, selected = auto_select(G_train, ws_auto, global_loss, k=spec.k, iters=cfg.auto_iters,
-                                                    lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
-            else:
-                selected = gradnorm_select(G_train, ws, global_loss, k=spec.k, candidates=candidates)
-            set_trainable(G_train, selected)
-        with torch.no_grad():
-            img_frozen = G_frozen.synthesis(ws, noise_mode="const")
-        # Both generators see the same w, unless the mapping itself is being trained (phase:all).
-        ws_train = latents.ws(G_train, cfg.truncation) if train_mapping else ws
-        img_train = G_train.synthesis(ws_train, noise_mode="const")
-        loss, terms = guide.directional(img_frozen, img_train, directions)
-        record = {"step": it + 1, "directional": terms}
-        if cfg.l2_weight > 0:
-            l2 = l2_regulariser(img_frozen, img_train)
-            loss = loss + cfg.l2_weight * l2
-            record["l2"] = l2.item()
-        if setup.identity is not None and cfg.id_weight > 0:
-            idl = setup.identity(img_frozen, img_train)
-            loss = loss + cfg.id_weight * idl
-            record["id"] = idl.item()
-        if not torch.isfinite(loss):
+                    ws = latents.ws(G_frozen, cfg.truncation)
+                selected_ws, selected = select_layers(spec, G_train, ws, auto_latents, global_loss, candidates=candidates,
+                                                      iters=cfg.auto_iters, lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
+                set_trainable(G_train, selected)
+            loss, terms = forward_losses(setup, latents, directions, settings, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
             bar.close()
             keep = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
             raise NadaError(f"loss became {loss.item()} at step {it + 1}; {keep}; lower --lr (now {cfg.lr:g}) and start again")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         optimizer.step()
-        record["loss"] = loss.item()
+        record = {"step": it + 1, **as_floats(terms), "loss": loss.item()}
         record["seconds"] = round(time.perf_counter() - t0, 4)
         if spec.dynamic:
             record["layers"] = list(selected)

@@ -99,7 +99,7 @@ def test_guide_losses_flow_to_images(guide):
     train = (frozen + 0.1 * torch.randn_like(frozen)).requires_grad_(True)
     total, terms = guide.directional(frozen, train, guide.text_directions("photo", "sketch"))
     assert set(terms) == {"tiny-a", "tiny-b"}
-    assert total.item() == pytest.approx(terms["tiny-a"] + 0.5 * terms["tiny-b"], rel=1e-5)
+    assert total.item() == pytest.approx(terms["tiny-a"].item() + 0.5 * terms["tiny-b"].item(), rel=1e-5)
     total.backward()
     assert torch.isfinite(train.grad).all() and train.grad.abs().sum() > 0
     g = guide.global_(train, guide.text_targets("sketch"))

@@ -1,0 +1,202 @@
+"""Benchmark of the training step at real model sizes (random weights, so nothing is downloaded).
+
+`run_bench` builds the trainer's own setup from `random:SIZE` (a config-f StyleGAN2) and
+`random:ViT-B/32`-style CLIPs, and times the trainer's own step (`training_step.forward_losses`,
+backward, Adam). It reports:
+- the median time of warm steps, and of the layer reselection of `auto:K` / `gradnorm:K` apart;
+- the FLOPs of one step, counted by `torch.utils.flop_counter` on a `meta`-device twin (shapes only,
+  so 1024 px is counted in a second on any laptop). Only dense ops count (matmuls, convolutions,
+  attention): the work no implementation can skip. It is counted on the plain path, so a fast path
+  that adds work (checkpointing recomputes) or removes none cannot flatter the ratio below;
+- the machine's dense matmul rate, measured in the same run in the step's precision;
+- the ratio `step time / (FLOPs / matmul rate)`: how far the step is from the compute floor;
+- peak memory: estimated for any device by `memory.track_memory` on the meta twin, and measured on
+  CUDA (`torch.cuda.max_memory_allocated`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from .devices import resolve_device
+
+MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn: Callable[[], None], *, repeats: int, warmup: int, device: torch.device) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def matmul_rate(device: torch.device, *, dtype=torch.float32, tf32: bool = False, repeats: int = 10) -> float:
+    """Dense matmul FLOP/s of this machine: the median of square products large enough to saturate it."""
+    from .training_step import precision
+
+    n = MATMUL_SIDE.get(device.type, 2048)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    with precision(("tf32",) if tf32 else ()):
+        times = _median_seconds(lambda: a @ b, repeats=repeats, warmup=3, device=device)
+    return 2 * n**3 / statistics.median(times)
+
+
+def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: torch.device, fast: str):
+    from .config import make_config
+
+    return make_config(None, generator=f"random:{size}", clip_models=tuple(f"random:{m}" for m in clip),
+                       clip_weights=(1.0,) * len(clip), layers=layers, batch=batch, device=str(device), fast=fast)
+
+
+def _setup(cfg, device: torch.device):
+    from .trainer import build_setup, layer_plan
+
+    setup = build_setup(generator=cfg.generator, clip_models=cfg.clip_models, clip_weights=cfg.clip_weights,
+                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
+                        style_images=None, id_weight=0.0, device=device, log=lambda _: None)
+    spec, candidates, optimizer = layer_plan(setup.G_train, cfg)
+    return setup, spec, candidates, optimizer
+
+
+def _step_fn(setup, optimizer, cfg, fast: tuple[str, ...], device: torch.device, *, seed: int = 0):
+    """One training step exactly as the trainer runs it (without logging), on fresh latents each call."""
+    from .trainer import sample_latents
+    from .training_step import StepSettings, forward_losses, precision
+
+    sampler = torch.Generator().manual_seed(seed)
+    settings = StepSettings(truncation=cfg.truncation, fast=fast)
+    G = setup.G_frozen
+
+    def step() -> None:
+        latents = sample_latents(sampler, cfg.batch, z_dim=G.z_dim, num_ws=G.num_ws, mixing=0.0, device=device)
+        with precision(fast):
+            loss, _ = forward_losses(setup, latents, setup.directions, settings, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def estimate_step(cfg, *, checkpointing: bool = False) -> dict:
+    """FLOPs and estimated peak memory of one training step, from a twin of the models on `meta`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .memory import tensor_bytes, track_memory
+
+    meta = torch.device("meta")
+    setup, _, _, optimizer = _setup(cfg, meta)
+    setup.G_train.checkpointing = checkpointing
+    step = _step_fn(setup, optimizer, cfg, (), meta)
+    step()  # creates Adam's state, which is resident from then on
+    resident = tensor_bytes(setup.G_frozen, setup.G_train, [gm.model for gm in setup.guide.models], setup.directions,
+                            [optimizer.state[p] for p in optimizer.state])
+    with track_memory() as mem:
+        step()
+    with FlopCounterMode(display=False) as flops:
+        step()
+    return {"flops": int(flops.get_total_flops()), "resident_bytes": resident,
+            "peak_bytes_estimated": resident + mem.peak_bytes}
+
+
+def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-B/32",), layers: str = "all",
+              device: str = "auto", fast: str = "none", steps: int = 5, warmup: int = 2,
+              log: Callable[[str], None] = print) -> dict:
+    """Time, count and compare one configuration; returns a JSON-safe dict (see the module docstring)."""
+    from .selection import select_layers
+    from .training_step import parse_fast, prepare_fast, precision
+
+    dev = resolve_device(device)
+    fast_paths = parse_fast(fast, dev)
+    cfg = _config(size, batch, clip, layers, dev, fast)
+    result: dict = {"size": size, "batch": batch, "clip": list(clip), "layers": layers, "device": str(dev),
+                    "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                    "threads": torch.get_num_threads(), "fast": list(fast_paths), "torch": torch.__version__}
+    log(f"counting FLOPs and memory on a meta twin ({size} px, batch {batch}, {'+'.join(clip)}) ...")
+    plain = estimate_step(cfg)
+    result["flops_per_step"] = plain["flops"]
+    result["peak_memory_estimated"] = plain["peak_bytes_estimated"]
+    result["peak_memory_estimated_checkpointing"] = estimate_step(cfg, checkpointing=True)["peak_bytes_estimated"]
+
+    log(f"building the models on {dev} ...")
+    setup, spec, candidates, optimizer = _setup(cfg, dev)
+    t0 = time.perf_counter()
+    setup.guide._text_cache.clear()
+    setup.guide.text_directions(cfg.source_text, cfg.target_text, templates=cfg.templates)
+    result["text_direction_seconds"] = round(time.perf_counter() - t0, 4)  # paid once per run, never per step
+    prepare_fast(setup, fast_paths)
+    step = _step_fn(setup, optimizer, cfg, fast_paths, dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    log(f"timing {warmup} warm-up + {steps} steps ...")
+    times = _median_seconds(step, repeats=steps, warmup=warmup, device=dev)
+    result["step_seconds"] = statistics.median(times)
+    result["step_seconds_all"] = [round(t, 4) for t in times]
+    if dev.type == "cuda":
+        result["peak_memory_measured"] = torch.cuda.max_memory_allocated(dev)
+
+    if spec.dynamic:
+        from .trainer import sample_latents
+
+        sampler = torch.Generator().manual_seed(1)
+        G = setup.G_frozen
+
+        def latents_of(n):
+            with torch.no_grad():
+                return sample_latents(sampler, n, z_dim=G.z_dim, num_ws=G.num_ws, mixing=0.0, device=dev).ws(G, 1.0)
+
+        def select() -> None:
+            with precision(fast_paths):
+                select_layers(spec, setup.G_train, latents_of(cfg.batch), lambda: latents_of(cfg.auto_batch),
+                              lambda images: setup.guide.global_(images, setup.global_targets), candidates=candidates,
+                              iters=cfg.auto_iters, lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
+
+        log(f"timing the {spec.kind} layer selection ...")
+        result["selection_seconds"] = statistics.median(_median_seconds(select, repeats=max(1, steps // 2), warmup=1,
+                                                                        device=dev))
+        result["selection_every"] = cfg.auto_every
+
+    compute = torch.bfloat16 if "bf16" in fast_paths else torch.float32
+    rate = matmul_rate(dev, dtype=compute, tf32="tf32" in fast_paths)
+    result["matmul_flops_per_second"] = rate
+    result["matmul_precision"] = "bf16" if compute == torch.bfloat16 else ("tf32" if "tf32" in fast_paths else "fp32")
+    result["floor_seconds"] = result["flops_per_step"] / rate
+    result["ratio_to_floor"] = result["step_seconds"] / result["floor_seconds"]
+    return result
+
+
+def format_result(r: dict) -> str:
+    """A few readable lines for the terminal."""
+    gib = 2**30
+    lines = [
+        f"{r['size']} px, batch {r['batch']}, CLIP {'+'.join(r['clip'])}, layers {r['layers']}, {r['device_name']} "
+        f"({r['threads']} threads), fast paths: {', '.join(r['fast']) or 'none'}",
+        f"step: {r['step_seconds']:.3f} s median of {len(r['step_seconds_all'])} warm steps",
+        f"FLOPs per step: {r['flops_per_step'] / 1e12:.3f} TFLOP (plain path, dense ops)",
+        f"matmul rate: {r['matmul_flops_per_second'] / 1e12:.3f} TFLOP/s ({r['matmul_precision']}) -> floor "
+        f"{r['floor_seconds']:.3f} s",
+        f"ratio to the compute floor: {r['ratio_to_floor']:.2f}",
+        f"peak memory, estimated: {r['peak_memory_estimated'] / gib:.2f} GiB; with gradient checkpointing "
+        f"{r['peak_memory_estimated_checkpointing'] / gib:.2f} GiB",
+    ]
+    if "peak_memory_measured" in r:
+        lines.append(f"peak memory, measured: {r['peak_memory_measured'] / gib:.2f} GiB")
+    if "selection_seconds" in r:
+        lines.append(f"layer selection: {r['selection_seconds']:.3f} s each, every {r['selection_every']} step(s)")
+    lines.append(f"text direction: {r['text_direction_seconds']:.3f} s, once per run")
+    return "\n".join(lines)
