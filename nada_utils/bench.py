@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from .devices import resolve_device
+from .devices import resolve_device, tune_cpu_allocator
 
 MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
 
@@ -45,15 +45,35 @@ def _median_seconds(fn: Callable[[], None], *, repeats: int, warmup: int, device
     return times
 
 
-def matmul_rate(device: torch.device, *, dtype=torch.float32, tf32: bool = False, repeats: int = 10) -> float:
-    """Dense matmul FLOP/s of this machine: the median of square products large enough to saturate it."""
-    from .training_step import precision
+class MatmulProbe:
+    """Times square float matmuls, large enough to saturate the device, in a given precision.
 
-    n = MATMUL_SIDE.get(device.type, 2048)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    with precision(("tf32",) if tf32 else ()):
-        times = _median_seconds(lambda: a @ b, repeats=repeats, warmup=3, device=device)
-    return 2 * n**3 / statistics.median(times)
+    The benchmark interleaves probes with its timed steps, so the rate and the steps are measured
+    under the same conditions (shared and throttled machines drift by tens of percent in minutes).
+    """
+
+    def __init__(self, device: torch.device, *, dtype=torch.float32, tf32: bool = False):
+        self.device, self.tf32 = device, tf32
+        self.n = MATMUL_SIDE.get(device.type, 2048)
+        self.a = torch.randn(self.n, self.n, device=device, dtype=dtype)
+        self.b = torch.randn(self.n, self.n, device=device, dtype=dtype)
+        self.rates: list[float] = []
+        self.sample(3)  # warm up the BLAS
+
+    def sample(self, count: int = 3) -> None:
+        from .training_step import precision
+
+        with precision(("tf32",) if self.tf32 else ()):
+            for _ in range(count):
+                _sync(self.device)
+                t0 = time.perf_counter()
+                self.a @ self.b
+                _sync(self.device)
+                self.rates.append(2 * self.n**3 / (time.perf_counter() - t0))
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
 
 
 def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: torch.device, fast: str):
@@ -122,6 +142,8 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
     from .training_step import parse_fast, prepare_fast, precision
 
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
     fast_paths = parse_fast(fast, dev)
     cfg = _config(size, batch, clip, layers, dev, fast)
     result: dict = {"size": size, "batch": batch, "clip": list(clip), "layers": layers, "device": str(dev),
@@ -143,8 +165,14 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
     step = _step_fn(setup, optimizer, cfg, fast_paths, dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
+    compute = torch.bfloat16 if "bf16" in fast_paths else torch.float32
+    probe = MatmulProbe(dev, dtype=compute, tf32="tf32" in fast_paths)
     log(f"timing {warmup} warm-up + {steps} steps ...")
-    times = _median_seconds(step, repeats=steps, warmup=warmup, device=dev)
+    times = _median_seconds(step, repeats=1, warmup=warmup, device=dev)
+    for _ in range(steps - 1):
+        probe.sample()
+        times += _median_seconds(step, repeats=1, warmup=0, device=dev)
+    probe.sample()
     result["step_seconds"] = statistics.median(times)
     result["step_seconds_all"] = [round(t, 4) for t in times]
     if dev.type == "cuda":
@@ -171,9 +199,9 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
                                                                         device=dev))
         result["selection_every"] = cfg.auto_every
 
-    compute = torch.bfloat16 if "bf16" in fast_paths else torch.float32
-    rate = matmul_rate(dev, dtype=compute, tf32="tf32" in fast_paths)
+    rate = probe.rate
     result["matmul_flops_per_second"] = rate
+    result["matmul_samples"] = len(probe.rates)
     result["matmul_precision"] = "bf16" if compute == torch.bfloat16 else ("tf32" if "tf32" in fast_paths else "fp32")
     result["floor_seconds"] = result["flops_per_step"] / rate
     result["ratio_to_floor"] = result["step_seconds"] / result["floor_seconds"]

@@ -21,7 +21,7 @@ import torch
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .clip_guide import ClipGuide
 from .config import TrainConfig
-from .devices import resolve_device
+from .devices import resolve_device, tune_cpu_allocator
 from .errors import NadaError
 from .freezing import parse_layer_spec, selectable_layers, set_trainable, static_layers
 from .fileio import atomic_write_text
@@ -179,6 +179,8 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     saved = on_save
     saved(run_dir / "config.json")
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        tune_cpu_allocator()
     setup = build_setup(generator=cfg.generator, clip_models=cfg.clip_models, clip_weights=cfg.clip_weights,
                         source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
                         style_images=cfg.style_images, id_weight=cfg.id_weight, device=device, log=log)
