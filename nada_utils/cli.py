@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.set_defaults(func=cmd_edit)
 
     b = sub.add_parser("bench", help="time a training step at real model sizes (random weights) against the compute floor")
-    b.add_argument("--size", type=int, default=256, choices=[64, 128, 256, 512, 1024], help="generator resolution (config-f)")
+    b.add_argument("--size", type=int, default=256, choices=[32, 64, 128, 256, 512, 1024], help="generator resolution (config-f)")
     b.add_argument("--batch", type=int, default=2)
     b.add_argument("--clip", default="ViT-B/32", help="CLIP architectures, comma-separated: ViT-B/32, ViT-B/16, ViT-L/14")
     b.add_argument("--layers", default="all", help="layer spec, as for train (auto:K also times the selection)")
