@@ -104,11 +104,13 @@ class RunMirror:
                 wait *= 2
 
     def _prune(self) -> None:
+        # Old checkpoints go when the run dir dropped them too: the trainer keeps the best one.
         for _, old in list_checkpoints(self.sync_dir)[:-self.keep]:
-            try:
-                old.unlink()
-            except OSError:
-                pass
+            if not (self.run_dir / old.relative_to(self.sync_dir)).exists():
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
 
 
 def latest_step(run_dir: Path) -> int:

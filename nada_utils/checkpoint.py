@@ -42,12 +42,16 @@ def latest_checkpoint(run_dir) -> Path | None:
     return found[-1][1] if found else None
 
 
-def save_checkpoint(run_dir, state: dict, *, keep: int) -> Path:
-    """Write `state` (with its `step`) atomically, then delete all but the newest `keep` checkpoints."""
+def save_checkpoint(run_dir, state: dict, *, keep: int, protect=()) -> Path:
+    """Write `state` (with its `step`) atomically, then delete all but the newest `keep` checkpoints.
+
+    Steps in `protect` (the best checkpoint so far) are never deleted.
+    """
     state = dict(state, format_version=FORMAT_VERSION)
     path = atomic_torch_save(state, checkpoint_dir(run_dir) / f"step_{int(state['step']):06d}.pt")
-    for _, old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
+    for step, old in list_checkpoints(run_dir)[:-keep]:
+        if step not in protect:
+            old.unlink(missing_ok=True)
     return path
 
 

@@ -81,7 +81,8 @@ def cmd_train(args) -> int:
         style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb, auto_every=args.auto_every,
         steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
         id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast)
+        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
+        eval_samples=args.eval_samples)
     explicit = {k: v for k, v in explicit.items() if v is not None}
     if args.clip and args.clip_weights is None:
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
@@ -273,6 +274,64 @@ def cmd_selfcheck(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import load_generator
+    from .checkpoint import list_checkpoints
+    from .devices import resolve_device
+    from .evaluation import Evaluator, evaluation_summary, evaluation_table, write_evaluation
+    from .generator_io import adapted_generator_path
+    from .run_dir import holds_run, read_config, read_evals
+    from .trainer import build_setup
+
+    run_dir = Path(args.run)
+    if not holds_run(run_dir):
+        raise NadaError(f"{run_dir} is not a run directory (no config.json or checkpoints); pass the --out of a train run")
+    cfg = read_config(run_dir)
+    n = args.n or cfg.eval_samples or 32
+    if n < 2:
+        raise NadaError(f"--n must be >= 2 (diversity compares pairs), got {n}")
+    clip = tuple(m.strip() for m in args.clip.split(",")) if args.clip else tuple(cfg.clip_models)
+    own_judge = clip == tuple(cfg.clip_models) and not args.faces
+    checkpoints = list_checkpoints(run_dir)
+    if args.checkpoint is None and not checkpoints:
+        raise NadaError(f"{run_dir} has no checkpoints yet; evaluate once training has written one")
+    if args.faces:
+        from .face_descriptors import load_face_models
+
+        load_face_models()  # a missing extra fails here, before the models load
+    device = resolve_device(args.device)
+    setup = build_setup(generator=cfg.generator, clip_models=clip, clip_weights=(1.0,) * len(clip),
+                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
+                        style_images=cfg.style_images, id_weight=0.0, device=device, log=lambda _: None)
+    evaluator = Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=n, faces=args.faces,
+                          ground_truth=cfg.ground_truth)
+    if args.checkpoint:
+        path, _ = adapted_generator_path(args.checkpoint)
+        row = {"checkpoint": str(path), **evaluator(load_generator(path, device=device))}
+        print(json.dumps(row, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in row.items()))
+        return 0
+    # Evaluations written during training are reused when they were made the same way; they are the only
+    # record of checkpoints that training has since deleted.
+    rows = {r["step"]: r for r in read_evals(run_dir) if own_judge and r.get("n") == n}
+    on_disk = [(step, path) for step, path in checkpoints if step not in rows]
+    for step, path in tqdm(on_disk, desc="evaluate", unit="checkpoint", disable=args.json):
+        rows[step] = {"step": step, **evaluator(load_generator(path, device=device))}
+    rows = [rows[s] for s in sorted(rows)]
+    written = write_evaluation(run_dir, rows, judge=list(clip))
+    summary = evaluation_summary(rows, run_dir)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    best = summary["best"]
+    print(evaluation_table(rows, best["step"]))
+    print(f"\nkeep step {best['step']}: {best['why']}" + (f"\n  {best['checkpoint']}" if best.get("checkpoint") else
+                                                         " (that checkpoint was deleted; its evaluation remains)"))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import format_result, run_bench
 
@@ -311,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--id-weight", type=float, help="weight of the IR-SE50 identity loss (faces)")
     t.add_argument("--sample-every", type=int)
     t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--keep", type=int, help="checkpoints kept (default 3)")
+    t.add_argument("--keep", type=int, help="checkpoints kept (default 3; the best one by `evaluate`'s rule is kept too)")
+    t.add_argument("--eval-samples", type=int, help="held-out latents scored at each checkpoint (default 32; 0: off)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--sync-dir", help="mirror the run here (e.g. a Google Drive folder); --resume restores from it")
     t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
@@ -371,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: add the IR-SE50 identity loss when its weights are cached (faces)")
     ed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ed.set_defaults(func=cmd_edit)
+
+    e = sub.add_parser("evaluate", help="score every checkpoint of a run (CLIP metrics, diversity, structure) and pick the one to keep")
+    e.add_argument("--run", required=True, help="a train run directory (its --out)")
+    e.add_argument("--checkpoint", help="score only this checkpoint or generator .pt (printed, nothing written)")
+    e.add_argument("--n", type=int, help="held-out latents (default: the run's eval_samples, 32)")
+    e.add_argument("--clip", help="judge CLIP models, comma-separated (default: the run's own; another is a fairer judge)")
+    e.add_argument("--faces", action="store_true", help="add dlib face-descriptor distances (needs pip install 'nada[align]')")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument("--json", action="store_true", help="print the evaluations and the best checkpoint as JSON")
+    e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="time a training step at real model sizes (random weights) against the compute floor")
     b.add_argument("--size", type=int, default=256, choices=[32, 64, 128, 256, 512, 1024], help="generator resolution (config-f)")

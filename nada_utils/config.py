@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .errors import NadaError
 
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
-RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast")
+RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast", "eval_samples")
 
 
 @dataclass
@@ -49,6 +49,7 @@ class TrainConfig:
     keep: int = 3  # checkpoints kept on disk (the newest)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     fast: str = "auto"  # speed options (training_step.FAST_PATHS): auto, none, or e.g. "bf16,checkpoint"
+    eval_samples: int = 32  # held-out latents scored at every checkpoint (evaluation.py); 0: no evaluation
     ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
     extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
 
@@ -72,6 +73,7 @@ class TrainConfig:
             (self.sample_every >= 0 and self.checkpoint_every >= 0, "--sample-every and --checkpoint-every must be >= 0"),
             (self.keep >= 1, f"--keep must be >= 1, got {self.keep}"),
             (self.n_samples >= 1, "n_samples must be >= 1"),
+            (self.eval_samples == 0 or self.eval_samples >= 2, f"--eval-samples must be 0 (off) or >= 2, got {self.eval_samples}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -161,7 +161,7 @@ def _mirror_pad(image, widths, *, blur: float):
     return Image.fromarray(np.uint8(np.clip(np.rint(a), 0, 255)), "RGB")
 
 
-def _import_dlib():
+def import_dlib():
     try:
         import dlib
     except ImportError:
@@ -169,7 +169,7 @@ def _import_dlib():
     return dlib
 
 
-def _five_point_model_path() -> str:
+def five_point_model_path() -> str:
     """The 5-point model file inside face-recognition-models, found without importing that package
     (its import needs setuptools' deprecated pkg_resources)."""
     spec = importlib.util.find_spec("face_recognition_models")
@@ -197,8 +197,8 @@ def _open_rgb(image):
 def five_points(image, *, name: str | None = None) -> np.ndarray:
     """dlib's 5 landmarks (`[5, 2]`, dlib's order) of the largest face that dlib's frontal detector
     finds in `image` (a PIL image or a path). Raises NadaError if dlib is missing or sees no face."""
-    dlib = _import_dlib()
-    model = _five_point_model_path()
+    dlib = import_dlib()
+    model = five_point_model_path()
     label = name or (str(image) if not hasattr(image, "size") else "the image")
     img = _open_rgb(image)
     full = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
@@ -226,7 +226,7 @@ def align_face(image, size: int = 1024):
     if int(size) < 1:
         raise NadaError(f"alignment size must be a positive number of pixels, got {size}")
     name = None if hasattr(image, "size") else str(image)
-    _import_dlib()  # the missing extra is reported before anything is read
+    import_dlib()  # the missing extra is reported before anything is read
     img = _open_rgb(image)
     points = five_points(img, name=name or "the image")
     return warp_quad(img, quad_from_five_points(points), int(size))

@@ -86,3 +86,34 @@ def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out)
+
+
+EVALUATION_PANELS = (  # (metric, its frozen baseline or None, label)
+    ("clip_target_adapted", "clip_target_frozen", "CLIP similarity to the target"),
+    ("directional", None, "directional agreement cos(ΔI, ΔT)"),
+    ("diversity_ratio", None, "diversity, adapted / frozen"),
+    ("structure_clip", None, "structure: CLIP sim. frozen-adapted"),
+    ("gap_closed", None, "ground truth: gap closed"),
+    ("face_distance", None, "face descriptor distance"),
+)
+
+
+def plot_evaluation(rows: list[dict], best: int | None, out, *, title: str = "") -> Path:
+    """One small panel per evaluation metric over steps; the chosen checkpoint is a dashed line."""
+    panels = [p for p in EVALUATION_PANELS if any(r.get(p[0]) is not None for r in rows)]
+    cols = 2
+    fig = _figure(8.0, 2.4 * ((len(panels) + cols - 1) // cols))
+    steps = [r["step"] for r in rows]
+    for i, (metric, baseline, label) in enumerate(panels):
+        ax = fig.add_subplot((len(panels) + cols - 1) // cols, cols, i + 1)
+        ax.plot(steps, [r.get(metric) for r in rows], marker="o", markersize=3, color="C0", label="adapted")
+        if baseline:
+            ax.plot(steps, [r.get(baseline) for r in rows], color="0.6", linestyle=":", label="frozen")
+            ax.legend(fontsize=7)
+        if best is not None:
+            ax.axvline(best, color="C3", linestyle="--", linewidth=1)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}: evaluation over steps (dashed: the checkpoint to keep, step {best})", fontsize=10)
+    return _save(fig, out)

@@ -2,6 +2,8 @@
 
     RUN_DIR/config.json            the TrainConfig (rewritten when a resume extends the run)
     RUN_DIR/log.jsonl              one JSON line per finished step
+    RUN_DIR/eval.jsonl             one JSON line per checkpoint: its evaluation (evaluation.py)
+    RUN_DIR/evaluation.json, .png  all evaluations, the best checkpoint and why; metrics over steps
     RUN_DIR/samples/step_NNNNNN.png  top row G_frozen, bottom row G_train, same z
     RUN_DIR/checkpoints/step_NNNNNN.pt
     RUN_DIR/generator.pt           the adapted generator, rosinality format
@@ -81,10 +83,10 @@ def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict 
     return merged, latest_checkpoint(run_dir)
 
 
-def read_log(run_dir: Path) -> list[dict]:
-    """The complete lines of log.jsonl (a line cut by a kill is dropped)."""
+def read_jsonl(path) -> list[dict]:
+    """The complete lines of a JSON-lines file (a line cut by a kill is dropped; a missing file is empty)."""
     out = []
-    path = Path(run_dir) / "log.jsonl"
+    path = Path(path)
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
@@ -94,7 +96,20 @@ def read_log(run_dir: Path) -> list[dict]:
     return out
 
 
+def read_log(run_dir: Path) -> list[dict]:
+    """The run's per-step log, `log.jsonl`."""
+    return read_jsonl(Path(run_dir) / "log.jsonl")
+
+
+def read_evals(run_dir: Path) -> list[dict]:
+    """The run's per-checkpoint evaluations, `eval.jsonl` (see `evaluation.py`)."""
+    return read_jsonl(Path(run_dir) / "eval.jsonl")
+
+
 def truncate_log(run_dir: Path, step: int) -> None:
-    """Keep the log lines of steps <= `step`: steps after the checkpoint are redone on resume."""
-    kept = [r for r in read_log(run_dir) if r.get("step", 0) <= step]
-    atomic_write_text(Path(run_dir) / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    """Keep the log and evaluation lines of steps <= `step`: steps after the checkpoint are redone on resume."""
+    for name in ("log.jsonl", "eval.jsonl"):
+        path = Path(run_dir) / name
+        if path.is_file() or name == "log.jsonl":
+            kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))

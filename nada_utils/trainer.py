@@ -27,7 +27,8 @@ from .freezing import parse_layer_spec, selectable_layers, set_trainable, static
 from .fileio import atomic_write_text
 from .generator_io import save_generator
 from .images import image_grid, load_image_folder, save_image
-from .run_dir import open_run, truncate_log
+from .run_dir import open_run, read_evals, truncate_log
+from .evaluation import best_step, write_evaluation
 from .selection import select_layers
 from .stylegan2 import style_mix, z_from_seeds
 from .training_step import StepSettings, as_floats, forward_losses, parse_fast, precision, prepare_fast
@@ -209,14 +210,31 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     truncate_log(run_dir, start)
     set_trainable(G_train, selected)
 
+    evaluator = None
+    if cfg.eval_samples:
+        from .evaluation import Evaluator
+
+        evaluator = Evaluator(G_frozen, guide, directions, setup.global_targets, n=cfg.eval_samples,
+                              ground_truth=cfg.ground_truth)
+
+    def evaluate(step: int) -> set[int]:
+        """Score G_train now (written to eval.jsonl); return the step of the best checkpoint so far."""
+        if evaluator is None:
+            return set()
+        with open(run_dir / "eval.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **evaluator(G_train)}) + "\n")
+        saved(run_dir / "eval.jsonl")
+        return {best_step(read_evals(run_dir))[0]}
+
     def checkpoint(step: int) -> Path:
+        best = evaluate(step)
         saved(run_dir / "log.jsonl")  # the mirror gets the log with each checkpoint; resume trims it to the step
         path = save_checkpoint(run_dir, {
             "step": step, "G_train": {k: v.detach().cpu() for k, v in G_train.state_dict().items()},
             "latent_avg": G_train.w_avg.detach().cpu(), "arch": G_train.arch,
             "optimizer": optimizer.state_dict(), "rng": rng_state(sampler), "config": cfg.to_dict(),
             "directions": [d.detach().cpu() for d in directions], "selected_layers": selected, "selected_ws": selected_ws,
-        }, keep=cfg.keep)
+        }, keep=cfg.keep, protect=best)
         saved(path)
         return path
 
@@ -274,6 +292,9 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     if start < cfg.steps:
         samples(cfg.steps)
         checkpoint(cfg.steps)
+    if evaluator is not None:
+        for path in write_evaluation(run_dir, read_evals(run_dir), judge=list(cfg.clip_models)):
+            saved(path)
     if cfg.ground_truth:
         from .ground_truth import evaluate_ground_truth
 

@@ -174,7 +174,7 @@ def test_align_face_pipeline_with_a_stand_in_dlib(monkeypatch, tmp_path):
     faces = [FakeRect(0, 0, 10, 10), FakeRect(20, 10, 80, 70)]  # the larger face is the one used
     module, seen = fake_dlib(faces, points)
     monkeypatch.setitem(sys.modules, "dlib", module)
-    monkeypatch.setattr(fa, "_five_point_model_path", lambda: "model.dat")
+    monkeypatch.setattr(fa, "five_point_model_path", lambda: "model.dat")
     img = marked_image(100, 90, at=tuple(int(v) for v in points[4]))  # the mark on the nose base
     out = fa.align_face(img, size=48)
     assert out.size == (48, 48) and seen["rect"] == (20, 10, 80, 70) and seen["shape"] == (90, 100, 3)

@@ -15,15 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..evaluation import held_out_z  # held-out latents, never drawn by training
 from ..losses import clip_preprocess
 from .renderer import DOMAINS, render, scene_from_z
 from .spec import domain_prompt
 
-HELD_OUT_SEED = 2_000_003  # held-out latents, never drawn by training (which uses its own seeded sampler)
-
-
-def held_out_z(n: int, z_dim: int) -> torch.Tensor:
-    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(HELD_OUT_SEED))
 
 
 def _edges(images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,188 @@
+"""How good is an adapted generator, and which checkpoint to keep.
+
+Metrics over held-out z (the same `n` latents for every checkpoint, drawn from their own seed, never
+from training's sampler), each computed for both generators where that means something:
+- `clip_target_adapted` / `clip_target_frozen`: mean cosine of the images' CLIP embeddings to the
+  target (the text, or the style images); `clip_gain` is their difference;
+- `directional`: mean `cos(ΔI, ΔT)`, the training objective on latents training never saw;
+- `diversity_adapted` / `diversity_frozen`: mean pairwise `1 - cos` between the images' embeddings;
+  `diversity_ratio` = adapted / frozen (below 1: the adapted generator draws more alike images);
+- `structure_clip`: mean CLIP image-image cosine of G_frozen(z) and G_train(z) (same picture?);
+- with `faces=True`, dlib face-descriptor distances (`face_descriptors`, an optional extra);
+- with a config that names ground truth (the mini world), its `gap_closed`, `structure` and
+  `target_share` against the true target images.
+With several CLIP models each CLIP metric is their plain mean; `per_clip` keeps each model's values.
+A judge CLIP the run did not train with is the fairer judge: `evaluate --clip`.
+
+`best_step` is the documented rule that answers "which checkpoint do I keep" (see its docstring).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EVAL_SEED = 2_000_003  # held-out latents: training draws from its own sampler, seeded by the config
+CHUNK = 8  # images rendered at once (32 images of 1024 px at a time would need gigabytes)
+MIN_DIVERSITY_RATIO = 0.5
+GAIN_SHARE = 0.9
+RULE = (f"among the checkpoints whose diversity is at least {MIN_DIVERSITY_RATIO:g} x the frozen generator's (all of "
+        f"them if none is), the earliest whose clip_gain reaches {GAIN_SHARE:g} x the largest clip_gain among them")
+CLIP_KEYS = ("clip_target_adapted", "clip_target_frozen", "clip_gain", "directional", "diversity_adapted",
+             "diversity_frozen", "diversity_ratio", "structure_clip")
+
+
+def held_out_z(n: int, z_dim: int) -> torch.Tensor:
+    """The evaluation latents: the same `n` z for every run and checkpoint of a generator."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(EVAL_SEED))
+
+
+def mean_pairwise_distance(emb: torch.Tensor) -> float:
+    """Mean `1 - cos` over all pairs i < j of the rows of `emb` `[N, D]` (0 if N < 2)."""
+    n = emb.shape[0]
+    if n < 2:
+        return 0.0
+    e = F.normalize(emb.float(), dim=-1)
+    sims = e @ e.T
+    return float((1 - sims).sum() / (n * (n - 1)))  # the diagonal contributes 0
+
+
+def clip_metrics(emb_frozen: torch.Tensor, emb_adapted: torch.Tensor, direction: torch.Tensor, target: torch.Tensor) -> dict:
+    """The CLIP metrics for one model from `[N, D]` embeddings, the unit ΔT and the unit target `[D]`."""
+    nf, na = F.normalize(emb_frozen.float(), dim=-1), F.normalize(emb_adapted.float(), dim=-1)
+    target, direction = target.float().to(nf.device), direction.float().to(nf.device)
+    out = {"clip_target_adapted": float((na @ target).mean()), "clip_target_frozen": float((nf @ target).mean())}
+    out["clip_gain"] = out["clip_target_adapted"] - out["clip_target_frozen"]
+    out["directional"] = float(F.cosine_similarity(na - nf, direction.expand_as(na), dim=-1, eps=1e-8).mean())
+    out["diversity_adapted"] = mean_pairwise_distance(na)
+    out["diversity_frozen"] = mean_pairwise_distance(nf)
+    out["diversity_ratio"] = out["diversity_adapted"] / max(out["diversity_frozen"], 1e-12)
+    out["structure_clip"] = float(F.cosine_similarity(nf, na, dim=-1).mean())
+    return out
+
+
+class Evaluator:
+    """Scores generators against one frozen generator with fixed held-out z, CLIP models and targets.
+
+    Args:
+        G_frozen: the generator the run started from.
+        guide: a `ClipGuide` (the run's own, or other judge models).
+        directions, targets: unit ΔT and unit target embedding per guide model.
+        n: held-out latents; faces: add dlib face-descriptor distances; ground_truth: a config's
+            `WORLD:DOMAIN`, scored with `ground_truth.evaluate_ground_truth`.
+    """
+
+    def __init__(self, G_frozen, guide, directions, targets, *, n: int = 32, faces: bool = False,
+                 ground_truth: str | None = None):
+        self.G_frozen, self.guide, self.n = G_frozen, guide, n
+        self.directions, self.targets = directions, targets
+        self.faces, self.ground_truth = faces, ground_truth
+        self.z = held_out_z(n, G_frozen.z_dim)
+        self._frozen_emb = None  # G_frozen's embeddings never change: computed once
+
+    def _embed(self, G, z) -> list[torch.Tensor]:
+        return [e.float() for e in self.guide.encode_images(G(z, noise_mode="const").clamp(-1, 1))]
+
+    @torch.no_grad()
+    def __call__(self, G_train) -> dict:
+        device = next(G_train.parameters()).device
+        chunks = [self.z[i:i + CHUNK].to(device) for i in range(0, self.n, CHUNK)]
+        if self._frozen_emb is None:
+            parts = [self._embed(self.G_frozen, z) for z in chunks]
+            self._frozen_emb = [torch.cat(p) for p in zip(*parts)]
+        parts = [self._embed(G_train, z) for z in chunks]
+        adapted = [torch.cat(p) for p in zip(*parts)]
+        per_clip = {gm.name: clip_metrics(f, a, d, t) for gm, f, a, d, t in
+                    zip(self.guide.models, self._frozen_emb, adapted, self.directions, self.targets)}
+        row = {k: sum(m[k] for m in per_clip.values()) / len(per_clip) for k in CLIP_KEYS}
+        row["n"] = self.n
+        if len(per_clip) > 1:
+            row["per_clip"] = per_clip
+        if self.faces:
+            from .face_descriptors import face_metrics
+
+            distances = [face_metrics(self.G_frozen(z, noise_mode="const").clamp(-1, 1).cpu(),
+                                      G_train(z, noise_mode="const").clamp(-1, 1).cpu()) for z in chunks]
+            row.update(_merge_face_metrics(distances, [len(z) for z in chunks]))
+        if self.ground_truth:
+            from .ground_truth import evaluate_ground_truth
+
+            truth = evaluate_ground_truth(self.ground_truth, self.G_frozen, G_train)
+            row.update({k: v for k, v in truth.items() if isinstance(v, float)})
+        return row
+
+
+def _merge_face_metrics(parts: list[dict], sizes: list[int]) -> dict:
+    """Combine per-chunk `face_metrics` results, weighting each by its number of pairs with faces."""
+    found = [p["faces_found"] * s for p, s in zip(parts, sizes)]
+    total = sum(found)
+    out = {"faces_found": total / sum(sizes), "face_distance": None, "face_same_person": None}
+    if total:
+        for key in ("face_distance", "face_same_person"):
+            out[key] = sum(p[key] * f for p, f in zip(parts, found) if p[key] is not None) / total
+    return out
+
+
+def best_step(rows: list[dict]) -> tuple[int | None, str]:
+    """The checkpoint to keep, and why: the earliest that reaches GAIN_SHARE of the run's best CLIP gain.
+
+    The authors advise training long and keeping the checkpoint before the result "overshoots". Past
+    that point the similarity to the target barely rises while the images drift from their content
+    and from each other. So: among checkpoints whose diversity is at least MIN_DIVERSITY_RATIO of the
+    frozen generator's (not collapsed), take the earliest whose `clip_gain` is at least GAIN_SHARE of
+    the largest gain among them. With every checkpoint collapsed, the rule runs over all of them.
+    """
+    rows = sorted((r for r in rows if r.get("clip_gain") is not None), key=lambda r: r["step"])
+    if not rows:
+        return None, "no evaluated checkpoints"
+    healthy = [r for r in rows if r["diversity_ratio"] >= MIN_DIVERSITY_RATIO] or rows
+    top = max(r["clip_gain"] for r in healthy)
+    if top <= 0:
+        step = max(healthy, key=lambda r: r["clip_gain"])["step"]
+        return step, "no checkpoint moved towards the target; the least bad one"
+    step = next(r["step"] for r in healthy if r["clip_gain"] >= GAIN_SHARE * top)
+    note = "" if len(healthy) == len(rows) else f"; {len(rows) - len(healthy)} collapsed checkpoint(s) excluded"
+    return step, f"earliest with clip_gain >= {GAIN_SHARE:g} x the best ({top:.4f}){note}"
+
+
+def evaluation_summary(rows: list[dict], run_dir=None, judge=None) -> dict:
+    """All evaluations of a run, the best checkpoint and the rule that chose it (evaluation.json)."""
+    step, why = best_step(rows)
+    best = {"step": step, "why": why}
+    if run_dir is not None and step is not None:
+        from .checkpoint import checkpoint_dir
+
+        path = checkpoint_dir(run_dir) / f"step_{step:06d}.pt"
+        best["checkpoint"] = str(path) if path.is_file() else None
+    out = {"best": best, "rule": RULE, "rows": sorted(rows, key=lambda r: r["step"])}
+    if judge:
+        out["judge"] = judge
+    return out
+
+
+def write_evaluation(run_dir, rows: list[dict], *, judge=None) -> list:
+    """Write RUN_DIR/evaluation.json and the plot of the metrics over steps, evaluation.png."""
+    import json
+    from pathlib import Path
+
+    from .fileio import atomic_write_text
+    from .plots import plot_evaluation
+
+    run_dir = Path(run_dir)
+    summary = evaluation_summary(rows, run_dir, judge)
+    paths = [atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=2) + "\n")]
+    if rows:
+        paths.append(plot_evaluation(summary["rows"], summary["best"]["step"], run_dir / "evaluation.png",
+                                     title=run_dir.name))
+    return paths
+
+
+def evaluation_table(rows: list[dict], best: int | None = None) -> str:
+    """A plain-text table of the evaluations, one line per step; the best one is marked."""
+    columns = [k for k in ("clip_gain", "directional", "diversity_ratio", "structure_clip", "face_distance",
+                           "gap_closed", "structure") if any(r.get(k) is not None for r in rows)]
+    lines = ["step      " + "".join(f"{c:>17}" for c in columns)]
+    for r in sorted(rows, key=lambda r: r["step"]):
+        cells = "".join(f"{r[c]:>17.4f}" if isinstance(r.get(c), float) else f"{'-':>17}" for c in columns)
+        lines.append(f"{r['step']:<8}{'*' if r['step'] == best else ' '} {cells}")
+    return "\n".join(lines)

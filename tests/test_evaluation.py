@@ -1,0 +1,148 @@
+"""Evaluation: the metrics on hand-made embeddings, the best-checkpoint rule, training-time rows, the CLI."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nada_utils import evaluation as ev
+from nada_utils.checkpoint import list_checkpoints, save_checkpoint
+from nada_utils.cli import main
+from nada_utils.config import make_config
+from nada_utils.run_dir import read_evals
+from nada_utils.trainer import train
+
+
+def test_pairwise_distance():
+    assert ev.mean_pairwise_distance(torch.ones(4, 3)) == pytest.approx(0.0, abs=1e-7)
+    assert ev.mean_pairwise_distance(torch.eye(2)) == pytest.approx(1.0)
+    assert ev.mean_pairwise_distance(torch.tensor([[1.0, 0], [-1.0, 0], [0, 1.0]])) == pytest.approx((2 + 1 + 1) / 3)
+    assert ev.mean_pairwise_distance(torch.ones(1, 3)) == 0.0
+
+
+def test_clip_metrics_by_hand():
+    e = torch.eye(4)
+    frozen = torch.stack([e[0], e[1]])  # two different "photos"
+    adapted = torch.stack([e[0] + e[2], e[1] + e[2]])  # each moved towards axis 2, by the same amount
+    direction, target = e[2], e[2]
+    m = ev.clip_metrics(frozen, adapted, direction, target)
+    s = 2**-0.5
+    assert m["clip_target_frozen"] == pytest.approx(0.0)
+    assert m["clip_target_adapted"] == pytest.approx(s)
+    assert m["clip_gain"] == pytest.approx(s)
+    # ΔI = (s - 1) e0 + s e2 for the first image: cos with e2 = s / sqrt((1 - s)^2 + s^2)
+    assert m["directional"] == pytest.approx(s / ((1 - s) ** 2 + s**2) ** 0.5)
+    assert m["diversity_frozen"] == pytest.approx(1.0)
+    assert m["diversity_adapted"] == pytest.approx(0.5)  # cos of e0+e2 and e1+e2 is 1/2
+    assert m["diversity_ratio"] == pytest.approx(0.5)
+    assert m["structure_clip"] == pytest.approx(s)
+
+
+def rows(gains, diversity=None):
+    diversity = diversity or [1.0] * len(gains)
+    return [{"step": 10 * (i + 1), "clip_gain": g, "diversity_ratio": d} for i, (g, d) in enumerate(zip(gains, diversity))]
+
+
+def test_best_step_rule():
+    assert ev.best_step(rows([0.1, 0.5, 0.55, 0.6]))[0] == 30  # 0.55 >= 0.9 * 0.6, 0.5 is not
+    assert ev.best_step(rows([0.1, 0.6, 0.3]))[0] == 20  # past the peak, the peak
+    step, why = ev.best_step(rows([0.1, 0.5, 0.9], diversity=[1.0, 0.8, 0.2]))
+    assert step == 20 and "1 collapsed" in why  # the collapsed last checkpoint does not count
+    assert ev.best_step(rows([0.2, 0.4], diversity=[0.1, 0.2]))[0] == 20  # all collapsed: the rule runs over all
+    step, why = ev.best_step(rows([-0.3, -0.1, -0.2]))
+    assert step == 20 and "no checkpoint moved" in why
+    assert ev.best_step([]) == (None, "no evaluated checkpoints")
+
+
+def test_protected_checkpoint_survives_rotation(tmp_path):
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path, {"step": step, "G_train": {}}, keep=2, protect={10})
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [10, 30, 40]
+
+
+def test_training_evaluates_every_checkpoint_and_keeps_the_best(tmp_path, monkeypatch):
+    import nada_utils.trainer as trainer
+
+    monkeypatch.setattr(trainer, "best_step", lambda rows: (5, "test"))  # pretend the first one is best
+    run = tmp_path / "run"
+    train(make_config("tiny", steps=15, checkpoint_every=5, keep=1, eval_samples=6), run, progress=False, log=lambda _: None)
+    evals = read_evals(run)
+    assert [r["step"] for r in evals] == [5, 10, 15] and all(r["n"] == 6 for r in evals)
+    assert set(ev.CLIP_KEYS) <= set(evals[0])
+    assert [s for s, _ in list_checkpoints(run)] == [5, 15]  # keep=1, plus the protected best
+    summary = json.loads((run / "evaluation.json").read_text())
+    assert [r["step"] for r in summary["rows"]] == [5, 10, 15] and summary["judge"] == ["random:tiny"]
+    assert (run / "evaluation.png").stat().st_size > 1000
+
+
+def test_resume_redoes_evaluations_after_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    cfg = make_config("tiny", steps=10, checkpoint_every=5, eval_samples=4)
+    train(cfg, run, progress=False, log=lambda _: None)
+    with open(run / "eval.jsonl", "a") as f:  # as if killed after evaluating step 15, before its checkpoint
+        f.write(json.dumps({"step": 15, "clip_gain": 9.0}) + "\n")
+    train(None, run, resume=True, overrides={"steps": 20}, progress=False, log=lambda _: None)
+    evals = read_evals(run)
+    assert [r["step"] for r in evals] == [5, 10, 15, 20] and evals[2]["clip_gain"] != 9.0
+
+
+def test_mini_world_checkpoints_carry_ground_truth(tmp_path):
+    run = tmp_path / "mini"
+    train(make_config("mini-sketch", steps=2, batch=2, checkpoint_every=1, sample_every=0, eval_samples=4), run,
+          progress=False, log=lambda _: None)
+    evals = read_evals(run)
+    assert [r["step"] for r in evals] == [1, 2]
+    assert all(isinstance(r["gap_closed"], float) and isinstance(r["structure"], float) for r in evals)
+
+
+def test_evaluate_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(make_config("tiny", steps=10, checkpoint_every=5, eval_samples=4), run, progress=False, log=lambda _: None)
+    (run / "evaluation.json").unlink()
+    assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "keep step" in out and (run / "evaluation.json").is_file()
+    assert main(["evaluate", "--run", str(run), "--n", "6", "--json", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["step"] for r in summary["rows"]] == [5, 10] and all(r["n"] == 6 for r in summary["rows"])
+    assert summary["best"]["step"] in (5, 10) and summary["best"]["checkpoint"].endswith(".pt")
+    assert main(["evaluate", "--run", str(run), "--checkpoint", str(run / "generator.pt"), "--n", "6", "--json",
+                 "--device", "cpu"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["clip_gain"] == pytest.approx(summary["rows"][-1]["clip_gain"], abs=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run", "{tmp}/nothing"], "is not a run directory"),
+    (["--run", "{run}", "--n", "1"], "--n must be >= 2"),
+    (["--run", "{run}", "--faces"], "pip install"),
+    (["--run", "{run}", "--clip", "random:nope"], "unknown built-in CLIP"),
+])
+def test_evaluate_cli_errors(tmp_path, capsys, monkeypatch, args, message):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    run = tmp_path / "run"
+    train(make_config("tiny", steps=2, checkpoint_every=0, eval_samples=0), run, progress=False, log=lambda _: None)
+    assert main(["evaluate", *[a.format(tmp=tmp_path, run=run) for a in args], "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_samples_is_checked():
+    from nada_utils.errors import NadaError
+
+    with pytest.raises(NadaError, match="--eval-samples must be 0"):
+        make_config("tiny", eval_samples=1)
+
+
+def test_directional_metric_matches_the_training_loss():
+    """`directional` on held-out z is 1 - the directional loss training minimises."""
+    from nada_utils.losses import directional_loss
+
+    torch.manual_seed(0)
+    f, a = torch.randn(5, 8), torch.randn(5, 8)
+    d = F.normalize(torch.randn(8), dim=0)
+    m = ev.clip_metrics(f, a, d, d)
+    assert m["directional"] == pytest.approx(1 - directional_loss(f, a, d).item(), abs=1e-6)
