@@ -32,7 +32,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _median_seconds(fn: Callable[[], None], *, repeats: int, warmup: int, device: torch.device) -> list[float]:
+def _timed_runs(fn: Callable[[], None], *, repeats: int, warmup: int, device: torch.device) -> list[float]:
+    """Seconds of each of `repeats` calls of `fn`, after `warmup` untimed ones (the device synchronised)."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -93,13 +94,13 @@ def _setup(cfg, device: torch.device):
     return setup, spec, candidates, optimizer
 
 
-def _step_fn(setup, optimizer, cfg, fast: tuple[str, ...], device: torch.device, *, seed: int = 0):
+def _step_fn(setup, optimizer, candidates, cfg, fast: tuple[str, ...], device: torch.device, *, seed: int = 0):
     """One training step exactly as the trainer runs it (without logging), on fresh latents each call."""
     from .trainer import sample_latents
     from .training_step import StepSettings, forward_losses, precision
 
     sampler = torch.Generator().manual_seed(seed)
-    settings = StepSettings(truncation=cfg.truncation, fast=fast)
+    settings = StepSettings(truncation=cfg.truncation, fast=fast, train_mapping="mapping" in candidates)
     G = setup.G_frozen
 
     def step() -> None:
@@ -144,9 +145,9 @@ def estimate_step(cfg, *, checkpointing: bool = False) -> dict:
     from .memory import tensor_bytes, track_memory
 
     meta = torch.device("meta")
-    setup, _, _, optimizer = _setup(cfg, meta)
+    setup, _, candidates, optimizer = _setup(cfg, meta)
     setup.G_train.checkpointing = checkpointing
-    step = _step_fn(setup, optimizer, cfg, (), meta)
+    step = _step_fn(setup, optimizer, candidates, cfg, (), meta)
     step()  # creates Adam's state, which is resident from then on
     resident = tensor_bytes(setup.G_frozen, setup.G_train, [gm.model for gm in setup.guide.models], setup.directions,
                             [optimizer.state[p] for p in optimizer.state])
@@ -180,24 +181,26 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
     log(f"building the models on {dev} ...")
     setup, spec, candidates, optimizer = _setup(cfg, dev)
     t0 = time.perf_counter()
-    setup.guide._text_cache.clear()
+    setup.guide.clear_text_cache()
     setup.guide.text_directions(cfg.source_text, cfg.target_text, templates=cfg.templates)
     result["text_direction_seconds"] = round(time.perf_counter() - t0, 4)  # paid once per run, never per step
     prepare_fast(setup, fast_paths)
-    step = _step_fn(setup, optimizer, cfg, fast_paths, dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    step = _step_fn(setup, optimizer, candidates, cfg, fast_paths, dev)
     compute = torch.bfloat16 if "bf16" in fast_paths else torch.float32
     probe = MatmulProbe(dev, dtype=compute, tf32="tf32" in fast_paths)
     log(f"timing {warmup} warm-up + {steps} steps ...")
-    times = _median_seconds(step, repeats=1, warmup=warmup, device=dev)
+    times = _timed_runs(step, repeats=1, warmup=warmup, device=dev)
     for _ in range(steps - 1):
         probe.sample()
-        times += _median_seconds(step, repeats=1, warmup=0, device=dev)
+        times += _timed_runs(step, repeats=1, warmup=0, device=dev)
     probe.sample()
+    rate = probe.rate
+    del probe  # its matrices must not count in the memory measured below
     result["step_seconds"] = statistics.median(times)
     result["step_seconds_all"] = [round(t, 4) for t in times]
     if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        step()
         result["peak_memory_measured"] = torch.cuda.max_memory_allocated(dev)
 
     if spec.dynamic:
@@ -217,13 +220,11 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
                               iters=cfg.auto_iters, lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
 
         log(f"timing the {spec.kind} layer selection ...")
-        result["selection_seconds"] = statistics.median(_median_seconds(select, repeats=max(1, steps // 2), warmup=1,
+        result["selection_seconds"] = statistics.median(_timed_runs(select, repeats=max(1, steps // 2), warmup=1,
                                                                         device=dev))
         result["selection_every"] = cfg.auto_every
 
-    rate = probe.rate
     result["matmul_flops_per_second"] = rate
-    result["matmul_samples"] = len(probe.rates)
     result["matmul_precision"] = "bf16" if compute == torch.bfloat16 else ("tf32" if "tf32" in fast_paths else "fp32")
     result["floor_seconds"] = result["flops_per_step"] / rate
     result["ratio_to_floor"] = result["step_seconds"] / result["floor_seconds"]

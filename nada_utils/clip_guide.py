@@ -63,6 +63,10 @@ class ClipGuide:
         self.models = [GuideModel(n, m, float(w)) for n, m, w in models]
         self._text_cache: dict[tuple, torch.Tensor] = {}
 
+    def clear_text_cache(self) -> None:
+        """Forget every encoded text (the benchmark times encoding them)."""
+        self._text_cache.clear()
+
     def encode_images(self, images: torch.Tensor) -> list[torch.Tensor]:
         """`[N, 3, H, W]` in [-1, 1] -> one `[N, D]` embedding per model (differentiable).
 

@@ -39,18 +39,23 @@ def test_clip_metrics_by_hand():
     assert m["structure_clip"] == pytest.approx(s)
 
 
-def rows(gains, diversity=None):
+def rows(gains, structure=None, diversity=None):
+    structure = structure or [0.0] * len(gains)
     diversity = diversity or [1.0] * len(gains)
-    return [{"step": 10 * (i + 1), "clip_gain": g, "diversity_ratio": d} for i, (g, d) in enumerate(zip(gains, diversity))]
+    return [{"step": 10 * (i + 1), "clip_gain": g, "structure_clip": s, "diversity_ratio": d}
+            for i, (g, s, d) in enumerate(zip(gains, structure, diversity))]
 
 
 def test_best_step_rule():
-    assert ev.best_step(rows([0.1, 0.5, 0.55, 0.6]))[0] == 30  # 0.55 >= 0.9 * 0.6, 0.5 is not
-    assert ev.best_step(rows([0.1, 0.6, 0.3]))[0] == 20  # past the peak, the peak
+    assert ev.best_step(rows([0.1, 0.5, 0.6]))[0] == 30
+    # Overshoot: the text similarity still rises a little, the picture drifts away from its content.
+    step, why = ev.best_step(rows([0.3, 0.5, 0.55], structure=[0.9, 0.8, 0.6]))
+    assert step == 20 and "of 2 checkpoint(s) with clip_gain >= 0.9" in why
     step, why = ev.best_step(rows([0.1, 0.5, 0.9], diversity=[1.0, 0.8, 0.2]))
     assert step == 20 and "1 collapsed" in why  # the collapsed last checkpoint does not count
     assert ev.best_step(rows([0.2, 0.4], diversity=[0.1, 0.2]))[0] == 20  # all collapsed: the rule runs over all
-    step, why = ev.best_step(rows([-0.3, -0.1, -0.2]))
+    assert ev.best_step(rows([0.4, 0.4]))[0] == 10  # the earliest of equals
+    step, why = ev.best_step(rows([-0.3, -0.1, -0.2], structure=[0.5, 0.9, 0.7]))
     assert step == 20 and "no checkpoint moved" in why
     assert ev.best_step([]) == (None, "no evaluated checkpoints")
 
@@ -146,3 +151,18 @@ def test_directional_metric_matches_the_training_loss():
     d = F.normalize(torch.randn(8), dim=0)
     m = ev.clip_metrics(f, a, d, d)
     assert m["directional"] == pytest.approx(1 - directional_loss(f, a, d).item(), abs=1e-6)
+
+
+def test_face_distances_join_the_row(monkeypatch):
+    """With --faces, dlib's distances (a stand-in here: CI has no dlib) are summarised over all chunks."""
+    import nada_utils.face_descriptors as fd
+    from nada_utils.trainer import build_setup
+
+    monkeypatch.setattr(fd, "face_descriptor_distances", lambda a, b: [0.3 if i % 2 else None for i in range(len(a))])
+    setup = build_setup(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), source_text="photo",
+                        target_text="sketch", templates=False, style_images=None, id_weight=0.0,
+                        device=torch.device("cpu"), log=lambda _: None)
+    row = ev.Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=10, faces=True)(setup.G_train)
+    assert row["faces_found"] == 0.5  # chunks of 8 and 2: 4 + 1 faces
+    assert row["face_distance"] == pytest.approx(0.3) and row["face_same_person"] == 1.0
+    assert row["structure_clip"] == pytest.approx(1.0) and row["clip_gain"] == pytest.approx(0.0, abs=1e-6)

@@ -101,6 +101,8 @@ def test_load_view_interpolate_export(session, tmp_path, capsys):
     assert rows.size == (grid.shape[2], grid.shape[1])
     nb.show_losses(run)
     assert (run.run_dir / "loss.png").is_file()
+    summary = nb.show_evaluation(run)
+    assert summary["best"]["step"] in [r["step"] for r in summary["rows"]] and (run.run_dir / "evaluation.png").is_file()
     dest = nb.export_generator(run, session)
     assert dest == session.mirror / "exports" / "run.pt" and dest.read_bytes() == run.generator.read_bytes()
 

@@ -9,7 +9,7 @@ from ..rendering import parse_seeds
 from ..study import run_study, study_strategies, study_table, write_study
 from .controls import TrainControls, layer_spec
 from .inversion import choose_image, edit_with_text, invert, mini_world_photo, show_inversion
-from .live import RunResult, export_generator, quick_run, show_losses, train_live
+from .live import RunResult, export_generator, quick_run, show_evaluation, show_losses, train_live
 from .session import Session, fast_mode, setup
 from .viewers import (compare_grid, find_run, interpolation_view, load_adapted, save_interpolation, show_compare,
                       show_study, truncation_view)
@@ -17,5 +17,5 @@ from .viewers import (compare_grid, find_run, interpolation_view, load_adapted, 
 __all__ = ["RunResult", "Session", "TrainControls", "choose_image", "compare_grid", "edit_with_text", "export_generator",
            "fast_mode", "find_run", "interpolation_view", "invert", "layer_spec", "load_adapted", "make_config",
            "mini_world_photo", "parse_seeds", "quick_run", "run_study", "save_interpolation", "setup", "show_compare",
-           "show_inversion", "show_losses", "show_study", "study_strategies", "study_table", "train_live",
+           "show_evaluation", "show_inversion", "show_losses", "show_study", "study_strategies", "study_table", "train_live",
            "truncation_view", "write_study"]

@@ -85,6 +85,29 @@ def show_losses(run: RunResult) -> None:
     display(Image(filename=str(path)))
 
 
+def show_evaluation(run: RunResult) -> dict:
+    """Show every checkpoint's metrics (RUN_DIR/evaluation.png), their table, and the checkpoint to keep."""
+    from IPython.display import Image, display
+
+    from ..evaluation import evaluation_summary, evaluation_table
+    from ..run_dir import read_evals
+
+    rows = read_evals(run.run_dir)
+    if not rows:
+        print("this run has no evaluations (eval_samples was 0); run: python -m nada_utils evaluate --run "
+              f"{run.run_dir}")
+        return {}
+    summary = evaluation_summary(rows, run.run_dir)
+    if (run.run_dir / "evaluation.png").is_file():
+        display(Image(filename=str(run.run_dir / "evaluation.png")))
+    best = summary["best"]
+    print(evaluation_table(rows, best["step"]))
+    print(f"\nkeep step {best['step']}: {best['why']}")
+    if best.get("checkpoint"):
+        print(f"  {best['checkpoint']}  (load_generator() and `generate --checkpoint` take it)")
+    return summary
+
+
 def export_generator(run: RunResult, session: Session, *, download: bool = False) -> Path:
     """Copy the adapted generator to `exports/NAME.pt` (on Drive when mirrored); in Colab, optionally download it."""
     from ..fileio import copy_atomic
