@@ -112,6 +112,11 @@ def plot_evaluation(rows: list[dict], best: int | None, out, *, title: str = "")
             ax.legend(fontsize=7)
         if best is not None:
             ax.axvline(best, color="C3", linestyle="--", linewidth=1)
+        if metric == "diversity_ratio":
+            from .evaluation import MIN_DIVERSITY_RATIO
+
+            ax.axhline(MIN_DIVERSITY_RATIO, color="0.6", linestyle=":", label="collapsed below")
+            ax.legend(fontsize=7)
         ax.set_title(label, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
