@@ -8,7 +8,8 @@ backward, Adam). It reports:
   so 1024 px is counted in a second on any laptop). Only dense ops count (matmuls, convolutions,
   attention): the work no implementation can skip. It is counted on the plain path, so a fast path
   that adds work (checkpointing recomputes) or removes none cannot flatter the ratio below;
-- the machine's dense matmul rate, measured in the same run in the step's precision;
+- the machine's dense matmul rate, measured in the same run in the step's precision (bf16 when the
+  generators run in bf16, though CLIP stays float32: the floor is then a lower bound);
 - the ratio `step time / (FLOPs / matmul rate)`: how far the step is from the compute floor;
 - peak memory: estimated for any device by `memory.track_memory` on the meta twin, and measured on
   CUDA (`torch.cuda.max_memory_allocated`).

@@ -289,7 +289,7 @@ def cmd_evaluate(args) -> int:
     if not holds_run(run_dir):
         raise NadaError(f"{run_dir} is not a run directory (no config.json or checkpoints); pass the --out of a train run")
     cfg = read_config(run_dir)
-    n = args.n or cfg.eval_samples or 32
+    n = args.n if args.n is not None else cfg.eval_samples or 32
     if n < 2:
         raise NadaError(f"--n must be >= 2 (diversity compares pairs), got {n}")
     clip = tuple(m.strip() for m in args.clip.split(",")) if args.clip else tuple(cfg.clip_models)
@@ -320,7 +320,7 @@ def cmd_evaluate(args) -> int:
         rows[step] = {"step": step, **evaluator(load_generator(path, device=device))}
     rows = [rows[s] for s in sorted(rows)]
     written = write_evaluation(run_dir, rows, judge=list(clip))
-    summary = evaluation_summary(rows, run_dir)
+    summary = evaluation_summary(rows, run_dir, list(clip))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--sync-dir", help="mirror the run here (e.g. a Google Drive folder); --resume restores from it")
     t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--fast", help="speed options: auto (tf32,bf16,channels_last on a GPU; none on a CPU), none, or a comma "
+    t.add_argument("--fast", help="speed options: auto (tf32,channels_last on a GPU; none on a CPU), none, or a comma "
                                   "list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

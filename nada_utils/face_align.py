@@ -25,8 +25,8 @@ import numpy as np
 
 from .errors import NadaError
 
-INSTALL_HINT = ("face alignment needs the optional extra: pip install dlib-bin face-recognition-models "
-                "(or pip install 'nada[align]')")
+INSTALL_HINT = ("face alignment and face metrics need dlib, an optional extra: pip install dlib-bin "
+                "face-recognition-models (or pip install 'nada[align]')")
 
 # dlib's 5-point order (render_face_detections_abstract.h): 0/1 outer/inner corner of the subject's left
 # eye (on the image's right), 2/3 outer/inner corner of the subject's right eye (on the image's left),

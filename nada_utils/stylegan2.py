@@ -380,7 +380,7 @@ class Generator(nn.Module):
             i = 2 * b + 1
             args = (b, x, skip, ws[:, i:i + 3], noise[i], noise[i + 1])
             # Checkpointing keeps only each block's inputs for backward and recomputes the rest there:
-            # about a third more compute for a fraction of the activation memory (docs/BENCHMARKS.md).
+            # a fifth more FLOPs per training step for about a quarter less peak memory (docs/BENCHMARKS.md).
             x, skip = checkpoint(self._block, *args, use_reentrant=False) if recompute else self._block(*args)
         return skip
 
