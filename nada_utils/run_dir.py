@@ -7,11 +7,16 @@
     RUN_DIR/samples/step_NNNNNN.png  top row G_frozen, bottom row G_train, same z
     RUN_DIR/checkpoints/step_NNNNNN.pt
     RUN_DIR/generator.pt           the adapted generator, rosinality format
+    RUN_DIR/.lock                  held by the process training here (see `run_lock`)
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import socket
 from pathlib import Path
 
 from .checkpoint import latest_checkpoint, list_checkpoints
@@ -113,3 +118,46 @@ def truncate_log(run_dir: Path, step: int) -> None:
         if path.is_file() or name == "log.jsonl":
             kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
             atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold RUN_DIR's lock while training into it: a second process that tries is refused.
+
+    The lock is an `flock` on RUN_DIR/.lock, which the kernel drops when its process ends in any way
+    (SIGKILL, a wiped Colab VM's last moments), so a lock file left behind never blocks a resume. The
+    file holds the owner's pid and host for the message. Where the file system cannot lock (some
+    network mounts) or the platform has no `fcntl` (Windows), training goes on unlocked.
+    """
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    f = open(path, "a+")
+    try:
+        import fcntl
+
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:
+        pass
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            f.seek(0)
+            owner = f.read().strip() or "another process"
+            f.close()
+            raise NadaError(f"{run_dir} is being trained by {owner}; wait for that run to finish or stop it, "
+                            f"or choose another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    try:
+        yield
+    finally:
+        if created and [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+            path.unlink(missing_ok=True)  # a run that failed before writing anything leaves no folder
+            run_dir.rmdir()
+        f.close()  # closing the file releases the lock

@@ -27,7 +27,7 @@ from .freezing import parse_layer_spec, selectable_layers, set_trainable, static
 from .fileio import atomic_write_text
 from .generator_io import save_generator
 from .images import image_grid, load_image_folder, save_image
-from .run_dir import open_run, read_evals, truncate_log
+from .run_dir import open_run, read_evals, run_lock, truncate_log
 from .evaluation import best_step, write_evaluation
 from .selection import select_layers
 from .stylegan2 import style_mix, z_from_seeds
@@ -144,6 +144,14 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
 
     log = log or tqdm.write
     run_dir = Path(run_dir)
+    with run_lock(run_dir):
+        return _open_and_train(cfg, run_dir, resume=resume, overrides=overrides, progress=progress, log=log, tqdm=tqdm,
+                               on_save=on_save, sync_dir=sync_dir, sync_retries=sync_retries, sync_backoff=sync_backoff)
+
+
+def _open_and_train(cfg, run_dir: Path, *, resume, overrides, progress, log, tqdm, on_save, sync_dir, sync_retries,
+                    sync_backoff) -> Path:
+    """`train` once RUN_DIR is locked: restore from the mirror, open the run dir, train, mirror."""
     mirror = None
     if sync_dir is not None:
         from drive_sync.mirror import RunMirror, check_new_mirror, restore_run
