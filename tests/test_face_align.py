@@ -12,6 +12,8 @@ from PIL import Image
 from nada_utils import face_align as fa
 from nada_utils.errors import NadaError
 
+from dlib_stand_in import FakeRect
+
 # dlib's mean face for its 5-point model (interpolation.h), in dlib's point order, and the 68-point
 # mean face's mouth corners (points 48 and 54) in the same unit frame.
 TEMPLATE_5 = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.2289674387677],
@@ -133,23 +135,6 @@ def test_without_dlib_align_face_names_the_pip_command(monkeypatch, tmp_path):
         message = str(err.value)
         assert "pip install dlib-bin face-recognition-models" in message and "nada[align]" in message
         assert "\n" not in message
-
-
-class FakeRect:
-    def __init__(self, left, top, right, bottom):
-        self.box = (left, top, right, bottom)
-
-    def left(self):
-        return self.box[0]
-
-    def top(self):
-        return self.box[1]
-
-    def right(self):
-        return self.box[2]
-
-    def bottom(self):
-        return self.box[3]
 
 
 def fake_dlib(faces, points):

@@ -13,6 +13,8 @@ import torch
 from nada_utils import face_descriptors as fd
 from nada_utils.errors import NadaError
 
+from dlib_stand_in import FakeRect
+
 
 @pytest.fixture(autouse=True)
 def fresh_models():
@@ -67,23 +69,6 @@ def test_summary_averages_over_pairs_with_faces():
     assert fd.summarize([None, None]) == {"face_distance": None, "face_same_person": None, "faces_found": 0.0}
     assert fd.summarize([]) == {"face_distance": None, "face_same_person": None, "faces_found": None}
     assert fd.summarize([0.6])["face_same_person"] == 0.0  # "closer than", as dlib's convention
-
-
-class FakeRect:
-    def __init__(self, left, top, right, bottom):
-        self.box = (left, top, right, bottom)
-
-    def left(self):
-        return self.box[0]
-
-    def top(self):
-        return self.box[1]
-
-    def right(self):
-        return self.box[2]
-
-    def bottom(self):
-        return self.box[3]
 
 
 def fake_dlib(loads):
