@@ -86,11 +86,9 @@ def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: t
 
 
 def _setup(cfg, device: torch.device):
-    from .trainer import build_setup, layer_plan
+    from .trainer import layer_plan, setup_from_config
 
-    setup = build_setup(generator=cfg.generator, clip_models=cfg.clip_models, clip_weights=cfg.clip_weights,
-                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
-                        style_images=None, id_weight=0.0, device=device, log=lambda _: None)
+    setup = setup_from_config(cfg, device)
     spec, candidates, optimizer = layer_plan(setup.G_train, cfg)
     return setup, spec, candidates, optimizer
 
@@ -98,7 +96,7 @@ def _setup(cfg, device: torch.device):
 def _step_fn(setup, optimizer, candidates, cfg, fast: tuple[str, ...], device: torch.device, *, seed: int = 0):
     """One training step exactly as the trainer runs it (without logging), on fresh latents each call."""
     from .trainer import sample_latents
-    from .training_step import StepSettings, forward_losses, precision
+    from .training_step import StepSettings, backward_step
 
     sampler = torch.Generator().manual_seed(seed)
     settings = StepSettings(truncation=cfg.truncation, fast=fast, train_mapping="mapping" in candidates)
@@ -106,10 +104,7 @@ def _step_fn(setup, optimizer, candidates, cfg, fast: tuple[str, ...], device: t
 
     def step() -> None:
         latents = sample_latents(sampler, cfg.batch, z_dim=G.z_dim, num_ws=G.num_ws, mixing=0.0, device=device)
-        with precision(fast):
-            loss, _ = forward_losses(setup, latents, setup.directions, settings, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        backward_step(setup, optimizer, latents, setup.directions, settings, device)
         optimizer.step()
 
     return step

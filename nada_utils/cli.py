@@ -280,10 +280,10 @@ def cmd_evaluate(args) -> int:
     from . import load_generator
     from .checkpoint import list_checkpoints
     from .devices import resolve_device
-    from .evaluation import Evaluator, evaluation_summary, evaluation_table, write_evaluation
+    from .evaluation import Evaluator, evaluation_table, write_evaluation
     from .generator_io import adapted_generator_path
     from .run_dir import holds_run, read_config, read_evals
-    from .trainer import build_setup
+    from .trainer import setup_from_config
 
     run_dir = Path(args.run)
     if not holds_run(run_dir):
@@ -302,9 +302,7 @@ def cmd_evaluate(args) -> int:
 
         load_face_models()  # a missing extra fails here, before the models load
     device = resolve_device(args.device)
-    setup = build_setup(generator=cfg.generator, clip_models=clip, clip_weights=(1.0,) * len(clip),
-                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
-                        style_images=cfg.style_images, id_weight=0.0, device=device, log=lambda _: None)
+    setup = setup_from_config(cfg, device, judges=clip)
     evaluator = Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=n, faces=args.faces,
                           ground_truth=cfg.ground_truth)
     if args.checkpoint:
@@ -319,8 +317,7 @@ def cmd_evaluate(args) -> int:
     for step, path in tqdm(on_disk, desc="evaluate", unit="checkpoint", disable=args.json):
         rows[step] = {"step": step, **evaluator(load_generator(path, device=device))}
     rows = [rows[s] for s in sorted(rows)]
-    written = write_evaluation(run_dir, rows, judge=list(clip))
-    summary = evaluation_summary(rows, run_dir, list(clip))
+    summary, written = write_evaluation(run_dir, rows, judge=list(clip))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -155,8 +155,10 @@ def evaluation_summary(rows: list[dict], run_dir=None, judge=None) -> dict:
     return out
 
 
-def write_evaluation(run_dir, rows: list[dict], *, judge=None) -> list:
-    """Write RUN_DIR/evaluation.json and the plot of the metrics over steps, evaluation.png."""
+def write_evaluation(run_dir, rows: list[dict], *, judge=None) -> tuple[dict, list]:
+    """Write RUN_DIR/evaluation.json and the plot of the metrics over steps, evaluation.png.
+
+    Returns (the summary written, the paths written)."""
     import json
     from pathlib import Path
 
@@ -169,7 +171,7 @@ def write_evaluation(run_dir, rows: list[dict], *, judge=None) -> list:
     if rows:
         paths.append(plot_evaluation(summary["rows"], summary["best"]["step"], run_dir / "evaluation.png",
                                      title=run_dir.name))
-    return paths
+    return summary, paths
 
 
 def evaluation_table(rows: list[dict], best: int | None = None) -> str:

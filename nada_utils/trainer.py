@@ -31,7 +31,7 @@ from .run_dir import open_run, read_evals, run_lock, truncate_log
 from .evaluation import best_step, write_evaluation
 from .selection import select_layers
 from .stylegan2 import style_mix, z_from_seeds
-from .training_step import StepSettings, as_floats, forward_losses, parse_fast, precision, prepare_fast
+from .training_step import StepSettings, as_floats, backward_step, parse_fast, precision, prepare_fast
 
 
 @dataclass
@@ -88,6 +88,17 @@ def layer_plan(G_train, cfg: TrainConfig):
     names = set(set_trainable(G_train, candidates))
     params = [p for n, p in G_train.named_parameters() if n in names]
     return spec, candidates, torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+
+
+def setup_from_config(cfg: TrainConfig, device: torch.device, *, log: Callable[[str], None] = lambda _: None,
+                      judges: tuple[str, ...] | None = None) -> Setup:
+    """`build_setup` for a run's config. `judges`: score with these CLIP models instead (equal
+    weights, no identity loss), as `evaluate --clip` does."""
+    clip_models, weights = (cfg.clip_models, cfg.clip_weights) if judges is None else (judges, (1.0,) * len(judges))
+    return build_setup(generator=cfg.generator, clip_models=clip_models, clip_weights=weights,
+                       source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
+                       style_images=cfg.style_images, id_weight=cfg.id_weight if judges is None else 0.0,
+                       device=device, log=log)
 
 
 @dataclass
@@ -190,9 +201,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         tune_cpu_allocator()
-    setup = build_setup(generator=cfg.generator, clip_models=cfg.clip_models, clip_weights=cfg.clip_weights,
-                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
-                        style_images=cfg.style_images, id_weight=cfg.id_weight, device=device, log=log)
+    setup = setup_from_config(cfg, device, log=log)
     G_frozen, G_train, guide = setup.G_frozen, setup.G_train, setup.guide
     fast = parse_fast(cfg.fast, device)
     prepare_fast(setup, fast)
@@ -261,21 +270,19 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     for it in range(start, cfg.steps):
         t0 = time.perf_counter()
         latents = sample_latents(sampler, cfg.batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=cfg.mixing, device=device)
-        with precision(fast):
-            if spec.dynamic and it % cfg.auto_every == 0:
-                def auto_latents():
-                    with torch.no_grad():
-                        return sample_latents(sampler, cfg.auto_batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws,
-                                              mixing=0.0, device=device).ws(G_frozen, cfg.truncation)
-
+        if spec.dynamic and it % cfg.auto_every == 0:
+            def auto_latents():
                 with torch.no_grad():
-                    ws = latents.ws(G_frozen, cfg.truncation)
+                    return sample_latents(sampler, cfg.auto_batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws,
+                                          mixing=0.0, device=device).ws(G_frozen, cfg.truncation)
+
+            with torch.no_grad():
+                ws = latents.ws(G_frozen, cfg.truncation)
+            with precision(fast):
                 selected_ws, selected = select_layers(spec, G_train, ws, auto_latents, global_loss, candidates=candidates,
                                                       iters=cfg.auto_iters, lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
-                set_trainable(G_train, selected)
-            loss, terms = forward_losses(setup, latents, directions, settings, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            set_trainable(G_train, selected)
+        loss, terms = backward_step(setup, optimizer, latents, directions, settings, device)
         if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
             bar.close()
             keep = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
@@ -301,7 +308,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         samples(cfg.steps)
         checkpoint(cfg.steps)
     if evaluator is not None:
-        for path in write_evaluation(run_dir, read_evals(run_dir), judge=list(cfg.clip_models)):
+        for path in write_evaluation(run_dir, read_evals(run_dir), judge=list(cfg.clip_models))[1]:
             saved(path)
     if cfg.ground_truth:
         from .ground_truth import evaluate_ground_truth

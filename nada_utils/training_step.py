@@ -117,6 +117,15 @@ def forward_losses(setup, latents, directions, settings: StepSettings, device) -
     return loss, terms
 
 
+def backward_step(setup, optimizer, latents, directions, settings: StepSettings, device) -> tuple[torch.Tensor, dict]:
+    """Forward, loss and backward of one step; the caller checks the loss and steps the optimiser."""
+    with precision(settings.fast):
+        loss, terms = forward_losses(setup, latents, directions, settings, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    return loss, terms
+
+
 def as_floats(terms: dict) -> dict:
     """The step's terms as plain floats for the log (one read-back from the device)."""
     return {k: as_floats(v) if isinstance(v, dict) else float(v) for k, v in terms.items()}

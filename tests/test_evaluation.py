@@ -156,12 +156,10 @@ def test_directional_metric_matches_the_training_loss():
 def test_face_distances_join_the_row(monkeypatch):
     """With --faces, dlib's distances (a stand-in here: CI has no dlib) are summarised over all chunks."""
     import nada_utils.face_descriptors as fd
-    from nada_utils.trainer import build_setup
+    from nada_utils.trainer import setup_from_config
 
     monkeypatch.setattr(fd, "face_descriptor_distances", lambda a, b: [0.3 if i % 2 else None for i in range(len(a))])
-    setup = build_setup(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), source_text="photo",
-                        target_text="sketch", templates=False, style_images=None, id_weight=0.0,
-                        device=torch.device("cpu"), log=lambda _: None)
+    setup = setup_from_config(make_config("tiny", templates=False), torch.device("cpu"))
     row = ev.Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=10, faces=True)(setup.G_train)
     assert row["faces_found"] == 0.5  # chunks of 8 and 2: 4 + 1 faces
     assert row["face_distance"] == pytest.approx(0.3) and row["face_same_person"] == 1.0

@@ -8,14 +8,12 @@ import torch
 from nada_utils.cli import main
 from nada_utils.config import make_config
 from nada_utils.errors import NadaError
-from nada_utils.trainer import build_setup, sample_latents, train
+from nada_utils.trainer import sample_latents, setup_from_config, train
 from nada_utils.training_step import GPU_DEFAULT, StepSettings, forward_losses, parse_fast, precision, prepare_fast
 
 
 def tiny_setup():
-    return build_setup(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), source_text="photo",
-                       target_text="sketch", templates=False, style_images=None, id_weight=0.0,
-                       device=torch.device("cpu"), log=lambda _: None)
+    return setup_from_config(make_config("tiny", templates=False), torch.device("cpu"))
 
 
 def loss_and_grads(setup, fast=(), seed=0):
