@@ -10,7 +10,6 @@ return `[N,embed_dim]` unnormalised embeddings.
 """
 
 import os
-import pickle
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 
 from nada_utils.builtin_models import builtin_clip, is_builtin
 from nada_utils.errors import NadaError
-from nada_utils.safe_pickle import load_pt
+from nada_utils.safe_pickle import load_pt, torchscript_tensors
 
 # Keys every CLIP state dict has, ViT or ResNet; build_model reads the text tower's shape from them.
 _CLIP_KEYS = ("visual.conv1.weight", "text_projection", "token_embedding.weight",
@@ -37,11 +36,6 @@ def _import_clip():
     return clip
 
 
-def _clip_download_root() -> Path:
-    """Where `clip.load` keeps downloaded weights: `$NADA_CACHE/clip`, read at call time."""
-    return Path(os.environ.get("NADA_CACHE", "~/.cache/nada")).expanduser() / "clip"
-
-
 def _first_line(exc: BaseException) -> str:
     """The first line of an exception's message, short enough to quote inside a NadaError."""
     lines = str(exc).strip().splitlines()
@@ -52,9 +46,10 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
     """Load a frozen float32 CLIP from an OpenAI model name or a checkpoint file.
 
     Args:
-        name_or_path: a name from `clip.available_models()` ("ViT-B/32", "RN50", ...), downloaded into
-            `$NADA_CACHE/clip`; or a path to a `torch.save`d state dict (bare, or under "state_dict" /
-            "model") or to a TorchScript archive such as OpenAI's own `.pt` files.
+        name_or_path: a name from `clip.available_models()` ("ViT-B/32", "RN50", ...), fetched like
+            every registry weight (atomic, checksummed) into `$NADA_CACHE`; or a path to a
+            `torch.save`d state dict (bare, or under "state_dict" / "model") or to a TorchScript
+            archive such as OpenAI's own `.pt` files, whose tensors are read without running it.
         device: where the returned model lives.
 
     Returns:
@@ -74,10 +69,7 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
 
         name_or_path = str(fetch(name_or_path))
     clip = _import_clip()
-    if isinstance(name_or_path, str) and name_or_path in clip.available_models():
-        model = _load_named(clip, name_or_path)
-    else:
-        model = _build(clip, _read_state_dict(clip, name_or_path), str(name_or_path))
+    model = _build(clip, _read_state_dict(clip, name_or_path), str(name_or_path))
     # build_model casts weights to fp16; losses and CLIP guidance here are computed in float32.
     model = model.float().eval().requires_grad_(False)
     return model.to(device)
@@ -86,23 +78,6 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
 def clip_input_resolution(model: torch.nn.Module) -> int:
     """The side R of the square `[N,3,R,R]` images the model's image encoder expects."""
     return int(model.visual.input_resolution)
-
-
-def _load_named(clip, name: str) -> torch.nn.Module:
-    """Load an OpenAI model through `clip.load`, which downloads it and checks its sha256."""
-    root = _clip_download_root()
-    try:
-        model, _preprocess = clip.load(name, device="cpu", jit=False, download_root=str(root))
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
-        # OSError covers URLError (offline) and disk errors; RuntimeError a checksum mismatch.
-        from clip.clip import _MODELS
-        url = _MODELS[name]
-        target = root / os.path.basename(url)
-        raise NadaError(
-            f"could not load CLIP model {name!r} ({_first_line(exc)}); clip keeps it at {target} - "
-            f"without internet, download {url} elsewhere and copy it to {target}"
-        ) from exc
-    return model
 
 
 def _looks_like_path(text: str) -> bool:
@@ -124,14 +99,8 @@ def _read_state_dict(clip, name_or_path: str | os.PathLike) -> dict:
     if path.is_dir():
         raise NadaError(f"CLIP checkpoint {text} is a directory; pass the .pt file inside it")
     if _is_torchscript(path):
-        try:
-            with warnings.catch_warnings():
-                # torch.jit is deprecated in favour of torch.export, but OpenAI ships TorchScript.
-                warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated")
-                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise NadaError(f"{text} looks like a TorchScript archive but cannot be read ({_first_line(exc)}); "
-                            f"it may be truncated - download it again") from exc
+        # Not torch.jit.load: it compiles the archive's code and can run it. Only the tensors are read.
+        return torchscript_tensors(path)
     not_torch = (f"{text} is neither a PyTorch state dict nor a TorchScript archive; pass a file written "
                  f"by torch.save(model.state_dict(), path) or an OpenAI CLIP .pt file")
     obj = load_pt(path, not_torch=not_torch)

@@ -159,6 +159,31 @@ _ENTRIES += [
                description="LPIPS v0.1 linear heads for VGG16 (7 KB)", notes="BSD-2-Clause, from the LPIPS authors"),
 ]
 
+# OpenAI's CLIP models, under the names `clip.available_models()` uses. Each URL carries the file's
+# sha256 (clip.load's table).
+_CLIP_BASE = "https://openaipublic.azureedge.net/clip/models/"
+
+
+def _clip(name: str, sha256: str) -> WeightSpec:
+    filename = name.replace("/", "-").replace("@", "-") + ".pt"
+    return WeightSpec(name=name, filename=filename, kind="clip", gdrive_id=None,
+                      url=f"{_CLIP_BASE}{sha256}/{filename}", size=None, sha256=sha256,
+                      description=f"OpenAI CLIP {name} (TorchScript archive, fp16)",
+                      notes="read without torch.jit.load: only its tensors are taken")
+
+
+_ENTRIES += [
+    _clip("RN50", "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"),
+    _clip("RN101", "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599"),
+    _clip("RN50x4", "7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd"),
+    _clip("RN50x16", "52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa"),
+    _clip("RN50x64", "be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c"),
+    _clip("ViT-B/32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+    _clip("ViT-B/16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
+    _clip("ViT-L/14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"),
+    _clip("ViT-L/14@336px", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
+]
+
 # Shipped inside the package: the mini world's models, trained by scripts/mini_world/ (see docs/MINI_WORLD.md).
 _ENTRIES += [
     WeightSpec(name="mini-photo", filename="mini_photo_g.pt", kind="generator-rosinality", gdrive_id=None, url=None,

@@ -15,6 +15,7 @@ import codecs
 import collections
 import io
 import pickle
+import zipfile
 
 import torch
 
@@ -148,6 +149,88 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("this pickle uses persistent ids; it is not an NVlabs network pickle")
+
+
+_STORAGE_DTYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "DoubleStorage": torch.float64,
+                   "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+                   "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+                   "BoolStorage": torch.bool}
+
+
+class _StorageType:
+    """What `torch.FloatStorage` & co. resolve to here: only the dtype, nothing callable."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+
+class _ArchiveUnpickler(RestrictedUnpickler):
+    """Reads a TorchScript archive's `data.pkl`: tensors come from the zip's `data/` members.
+
+    Modules (`__torch__.*` classes) become `Opaque` records holding their attributes; their TorchScript
+    code, which `torch.jit.load` would compile and could run (`__setstate__`), is never read.
+    """
+
+    def __init__(self, file, archive: zipfile.ZipFile, top: str):
+        super().__init__(file)
+        self._archive, self._top = archive, top
+        self._storages: dict[str, torch.storage.TypedStorage] = {}
+
+    def find_class(self, module: str, name: str):
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError("malformed storage reference")
+        _, kind, key, _location, _numel = pid
+        if key not in self._storages:
+            raw = bytearray(self._archive.read(f"{self._top}/data/{key}"))
+            untyped = torch.frombuffer(raw, dtype=torch.uint8).untyped_storage() if raw else torch.UntypedStorage(0)
+            self._storages[key] = torch.storage.TypedStorage(wrap_storage=untyped, dtype=kind.dtype, _internal=True)
+        return self._storages[key]
+
+
+class _CustomState(Exception):
+    """A module whose state is not a dict of attributes: only its own `__setstate__` code could read it."""
+
+
+def _tensors_of(obj, prefix: str, out: dict) -> dict:
+    # A module's attributes: tensors are its parameters and buffers, Opaque records its submodules.
+    if isinstance(obj, Opaque):
+        if not isinstance(obj.state, dict):
+            raise _CustomState(prefix.rstrip(".") or "the root module")
+        for name, value in obj.state.items():
+            if isinstance(value, torch.Tensor):
+                out[prefix + name] = value
+            else:
+                _tensors_of(value, f"{prefix}{name}.", out)
+    return out
+
+
+def torchscript_tensors(path) -> dict[str, torch.Tensor]:
+    """The named tensors of a TorchScript archive (what `torch.jit.load(path).state_dict()` holds),
+    read without `torch.jit.load`: nothing in the archive is compiled or run. Raises NadaError."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = next((n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")), None)
+            if data is None:
+                raise pickle.UnpicklingError("no data.pkl")
+            with archive.open(data) as f:
+                root = _ArchiveUnpickler(f, archive, data.split("/")[0]).load()
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, RuntimeError, OSError) as e:
+        raise NadaError(f"{path} looks like a TorchScript archive but cannot be read ({type(e).__name__}: {e}); "
+                        f"it may be truncated - download it again") from None
+    try:
+        tensors = _tensors_of(root, "", {})
+    except _CustomState as e:
+        raise NadaError(f"{path} keeps the state of {e} through code of its own (__setstate__), which nada never "
+                        f"runs; re-save the model with torch.save(model.state_dict(), path)") from None
+    if not tensors:
+        raise NadaError(f"{path} is a TorchScript archive without tensors; pass the model's .pt file")
+    return tensors
 
 
 def restricted_load(path) -> object:

@@ -3,13 +3,14 @@
 Nothing here touches the network: named models go through a monkeypatched `clip.load`.
 """
 
-import os
-import urllib.error
+import dataclasses
+import hashlib
 import warnings
 
 import pytest
 import torch
 
+from nada_utils import registry
 from nada_utils.clip_models import clip_input_resolution, load_clip, make_tiny_clip
 from nada_utils.errors import NadaError
 
@@ -108,13 +109,9 @@ def test_gradients_reach_the_image_but_not_the_parameters(tiny, tmp_path):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_torchscript_archive_loads_like_openai_files(tiny, inputs, tmp_path):
-    path = tmp_path / "tiny_jit.pt"
-    with warnings.catch_warnings():
-        # Tracing CLIP warns about data-dependent branches and torch.jit's deprecation; both harmless here.
-        warnings.simplefilter("ignore")
-        # OpenAI's archives are traced the same way: forward on an (image, text) pair.
-        torch.jit.save(torch.jit.trace(tiny, inputs), str(path))
+def test_torchscript_archive_loads_like_openai_files(tiny, inputs, tmp_path, monkeypatch):
+    path = _traced_archive(tiny, inputs, tmp_path / "tiny_jit.pt")
+    monkeypatch.setattr(torch.jit, "load", _never_jit_load)
     model = load_clip(path)
     assert_frozen_float32(model)
     assert_same_outputs(tiny, model, *inputs)
@@ -194,32 +191,74 @@ def test_unsafe_pickle_is_refused(tmp_path):
     assert_one_line_error(excinfo, str(path), "unsafe unpickling", "refused")
 
 
-@pytest.mark.parametrize("failure", [
-    urllib.error.URLError("[Errno -3] Temporary failure in name resolution"),
-    RuntimeError("Model has been downloaded but the SHA256 checksum does not not match"),
-])
-def test_failed_download_names_model_and_download_root(monkeypatch, tmp_path, failure):
-    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
+def _traced_archive(model, inputs, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # Tracing CLIP warns about data-dependent branches and torch.jit's deprecation; both harmless here.
+        warnings.simplefilter("ignore")
+        # OpenAI's archives are traced the same way: forward on an (image, text) pair.
+        torch.jit.save(torch.jit.trace(model, inputs), str(path))
+    return path
 
-    def fail(*args, **kwargs):
-        raise failure
 
-    monkeypatch.setattr(clip, "load", fail)
+def _never_jit_load(*args, **kwargs):
+    raise AssertionError("torch.jit.load ran: it compiles and can execute the archive's code")
+
+
+def test_named_model_is_fetched_like_any_weight_and_read_without_jit(monkeypatch, tmp_path, tiny, inputs):
+    # OpenAI's server, played by a local folder: the registry entry keeps its URL layout, the sha256
+    # is the served archive's own.
+    served = _traced_archive(tiny, inputs, tmp_path / "mirror" / "RN50.pt")
+    monkeypatch.setitem(registry.REGISTRY, "RN50", dataclasses.replace(registry.REGISTRY["RN50"],
+                        sha256=hashlib.sha256(served.read_bytes()).hexdigest()))
+    monkeypatch.setenv("NADA_MIRROR", (tmp_path / "mirror").as_uri())
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.jit, "load", _never_jit_load)
+    model = load_clip("RN50")
+    assert (tmp_path / "cache" / "RN50.pt").read_bytes() == served.read_bytes()
+    assert_frozen_float32(model)
+    assert_same_outputs(tiny, model, *inputs)
+
+
+def test_named_model_download_failure_names_the_manual_way_out(monkeypatch, tmp_path):
+    monkeypatch.setenv("NADA_MIRROR", (tmp_path / "empty").as_uri())
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path / "cache"))
     with pytest.raises(NadaError) as excinfo:
         load_clip("ViT-B/32")
-    assert_one_line_error(excinfo, "'ViT-B/32'", os.path.join(str(tmp_path), "clip", "ViT-B-32.pt"))
+    assert_one_line_error(excinfo, "ViT-B-32.pt", "by hand", str(tmp_path / "cache" / "ViT-B-32.pt"))
+    assert not (tmp_path / "cache" / "ViT-B-32.pt").exists()
 
 
-def test_named_model_goes_through_clip_load(monkeypatch, tmp_path, tiny, inputs):
-    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
-    calls = []
+def test_archive_that_runs_code_on_load_is_refused_unrun(tmp_path, capfd):
+    path = tmp_path / "hostile.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation
+        torch.jit.save(torch.jit.script(SetsItsOwnState()), str(path))
+        # The archive really carries live code: torch.jit.load runs it.
+        assert torch.equal(torch.jit.load(str(path)).weight, torch.full((3,), -7.0))
+    assert "code from the archive ran" in capfd.readouterr().out
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "__setstate__", "never runs")
+    assert "code from the archive ran" not in capfd.readouterr().out
 
-    def fake_load(name, **kwargs):
-        calls.append((name, kwargs))
-        model = clip.model.build_model({k: v.clone() for k, v in tiny.state_dict().items()})
-        return model.requires_grad_(True).train(), None
 
-    monkeypatch.setattr(clip, "load", fake_load)
-    model = load_clip("RN50")
-    assert calls == [("RN50", {"device": "cpu", "jit": False, "download_root": str(tmp_path / "clip")})]
-    assert_frozen_float32(model)
+class SetsItsOwnState(torch.nn.Module):
+    """A module whose TorchScript `__setstate__` prints and rewrites its weights when loaded."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[torch.Tensor, bool]:
+        return (self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+        print("code from the archive ran")
+        self.weight = state[0] * 0 - 7
+        self.training = state[1]

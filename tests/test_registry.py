@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ EXPECTED_NAMES = {
     "lpips-vgg",
     "mini-photo",
     "mini-clip",
+    # OpenAI's CLIP models, under clip.available_models()' names
+    "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
 }
 
 
@@ -54,6 +57,17 @@ def test_known_facts():
     assert registry.REGISTRY["ir-se50"].size == 175_367_323
     assert registry.REGISTRY["e4e-ffhq"].size == 1_201_649_680
     assert "64:448" in registry.REGISTRY["car-512"].notes
+
+
+def test_clip_entries_are_the_ones_clip_load_knows():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        import clip.clip
+
+    # The URL carries the sha256 that clip.load checked; the registry checks the same digest.
+    for name, url in clip.clip._MODELS.items():
+        spec = registry.REGISTRY[name]
+        assert spec.kind == "clip" and spec.url == url and spec.sha256 == url.split("/")[-2]
 
 
 def test_specs_are_frozen():
