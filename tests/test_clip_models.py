@@ -1,6 +1,6 @@
 """Tests for nada_utils.clip_models: tiny CLIP round trips, frozen gradients, and one-line errors.
 
-Nothing here touches the network: named models go through a monkeypatched `clip.load`.
+Nothing here touches the network: named models are fetched from a local folder standing in for OpenAI.
 """
 
 import dataclasses
