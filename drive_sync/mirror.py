@@ -129,9 +129,13 @@ def restore_run(sync_dir, run_dir, *, log: Callable[[str], None] = print) -> boo
     local_missing = not (run_dir / "config.json").is_file()
     if not local_missing and latest_step(run_dir) >= latest_step(sync_dir):
         return False
-    for src in sorted(sync_dir.rglob("*")):
-        if src.is_file() and _TMP_MARK not in src.name:
-            copy_atomic(src, run_dir / src.relative_to(sync_dir))
+    checkpoints = [path for _, path in list_checkpoints(sync_dir)]
+    others = [p for p in sorted(sync_dir.rglob("*")) if p.is_file() and _TMP_MARK not in p.name and p not in checkpoints]
+    # Checkpoints last, oldest first: which copy is newer is judged by the newest checkpoint, so a
+    # restore cut short by a kill never looks finished, and the next start restores again. Copied
+    # first, a checkpoint could arrive without the log lines and samples that go with it.
+    for src in others + checkpoints:
+        copy_atomic(src, run_dir / src.relative_to(sync_dir))
     log(f"restored {run_dir} from the mirror {sync_dir} (checkpoint step {latest_step(run_dir)})")
     return True
 

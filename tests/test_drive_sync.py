@@ -105,6 +105,32 @@ def test_local_run_older_than_mirror_is_restored(tmp_path, uninterrupted):
     assert out.read_bytes() == uninterrupted.read_bytes()
 
 
+def test_restore_cut_short_is_redone_not_taken_for_complete(tmp_path, uninterrupted, monkeypatch):
+    import drive_sync.mirror as mirror_module
+
+    # A finished run dir holds what its mirror holds (minus the lock, which is never pushed).
+    mirror = tmp_path / "mirror"
+    shutil.copytree(uninterrupted.parent, mirror, ignore=shutil.ignore_patterns(".lock"))
+    files = sorted(p.relative_to(mirror) for p in mirror.rglob("*") if p.is_file())
+    real_copy = mirror_module.copy_atomic
+    for cut in range(len(files)):
+        run, copies = tmp_path / f"vm{cut}" / "run", []
+
+        def copy_then_vanish(src, dst):
+            if len(copies) == cut:
+                raise KeyboardInterrupt("VM gone mid-restore")
+            copies.append(src)
+            return real_copy(src, dst)
+
+        monkeypatch.setattr(mirror_module, "copy_atomic", copy_then_vanish)
+        with pytest.raises(KeyboardInterrupt):
+            restore_run(mirror, run, log=lambda m: None)
+        monkeypatch.setattr(mirror_module, "copy_atomic", real_copy)
+        # The half-restored run must not pass for a complete one: the next start restores again.
+        assert restore_run(mirror, run, log=lambda m: None), f"cut after {cut} files"
+        assert [(run / f).read_bytes() for f in files] == [(mirror / f).read_bytes() for f in files]
+
+
 def test_copy_cut_short_never_leaves_a_final_name(tmp_path, monkeypatch):
     src, dst = tmp_path / "src.bin", tmp_path / "m" / "dst.bin"
     src.write_bytes(os.urandom(3 << 20))
