@@ -20,6 +20,7 @@ from nada_utils.checkpoint import list_checkpoints
 from nada_utils.errors import NadaError
 from nada_utils.fileio import copy_atomic
 from nada_utils.fileio import TMP_MARK as _TMP_MARK
+from nada_utils.run_dir import LOCK_NAME
 
 
 def _failure_kind(exc: OSError) -> str:
@@ -49,6 +50,7 @@ class RunMirror:
         self.pushed: list[Path] = []
         self._queue: queue.Queue = queue.Queue()
         self._remove_stray_temporaries()
+        self._catch_up()
         self._thread = threading.Thread(target=self._work, name="nada-mirror", daemon=True)
         self._thread.start()
 
@@ -72,6 +74,17 @@ class RunMirror:
                     p.unlink()
                 except OSError:
                     pass
+
+    def _catch_up(self) -> None:
+        # Files a killed process wrote but never pushed (a checkpoint saved just before the kill, say):
+        # queued again, so the mirror converges on the run dir instead of missing them for good.
+        for src in files_in_copy_order(self.run_dir):
+            dst = self.sync_dir / src.relative_to(self.run_dir)
+            try:
+                if not dst.is_file() or dst.stat().st_size != src.stat().st_size:
+                    self.push(src)
+            except OSError:
+                self.push(src)  # the copy reports what is wrong with the sync dir, once
 
     def _work(self) -> None:
         while True:
@@ -113,6 +126,19 @@ class RunMirror:
                     pass
 
 
+def files_in_copy_order(folder: Path) -> list[Path]:
+    """A run's finished files (no temporaries, no lock), checkpoints last and oldest first.
+
+    Which copy of a run is newer is judged by its newest checkpoint. Copied last, a checkpoint never
+    arrives before the log lines and samples that go with it, so a copy cut short by a kill never
+    looks finished, and the next start copies again.
+    """
+    checkpoints = [path for _, path in list_checkpoints(folder)]
+    others = [p for p in sorted(folder.rglob("*")) if p.is_file() and _TMP_MARK not in p.name
+              and p.name != LOCK_NAME and p not in checkpoints]
+    return others + checkpoints
+
+
 def latest_step(run_dir: Path) -> int:
     found = list_checkpoints(run_dir)
     return found[-1][0] if found else -1
@@ -129,12 +155,7 @@ def restore_run(sync_dir, run_dir, *, log: Callable[[str], None] = print) -> boo
     local_missing = not (run_dir / "config.json").is_file()
     if not local_missing and latest_step(run_dir) >= latest_step(sync_dir):
         return False
-    checkpoints = [path for _, path in list_checkpoints(sync_dir)]
-    others = [p for p in sorted(sync_dir.rglob("*")) if p.is_file() and _TMP_MARK not in p.name and p not in checkpoints]
-    # Checkpoints last, oldest first: which copy is newer is judged by the newest checkpoint, so a
-    # restore cut short by a kill never looks finished, and the next start restores again. Copied
-    # first, a checkpoint could arrive without the log lines and samples that go with it.
-    for src in others + checkpoints:
+    for src in files_in_copy_order(sync_dir):
         copy_atomic(src, run_dir / src.relative_to(sync_dir))
     log(f"restored {run_dir} from the mirror {sync_dir} (checkpoint step {latest_step(run_dir)})")
     return True

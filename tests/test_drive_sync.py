@@ -131,6 +131,19 @@ def test_restore_cut_short_is_redone_not_taken_for_complete(tmp_path, uninterrup
         assert [(run / f).read_bytes() for f in files] == [(mirror / f).read_bytes() for f in files]
 
 
+def test_a_new_mirror_catches_up_on_what_a_killed_process_never_pushed(tmp_path, uninterrupted):
+    run, mirror = uninterrupted.parent, tmp_path / "mirror"
+    shutil.copytree(run, mirror, ignore=shutil.ignore_patterns(".lock"))
+    newest = sorted((mirror / "checkpoints").glob("step_*.pt"))[-1]
+    newest.unlink()  # saved locally, then the VM died before its push
+    (mirror / "checkpoints" / "step_000005.pt").write_bytes(b"pruned locally, still in the mirror")
+    (mirror / "log.jsonl").write_text((mirror / "log.jsonl").read_text().splitlines(keepends=True)[0])
+    RunMirror(run, mirror, keep=2, log=lambda m: None).close()
+    local = sorted(p.relative_to(run) for p in run.rglob("*") if p.is_file() and p.name != ".lock")
+    assert sorted(p.relative_to(mirror) for p in mirror.rglob("*") if p.is_file()) == local
+    assert all((run / f).read_bytes() == (mirror / f).read_bytes() for f in local)
+
+
 def test_copy_cut_short_never_leaves_a_final_name(tmp_path, monkeypatch):
     src, dst = tmp_path / "src.bin", tmp_path / "m" / "dst.bin"
     src.write_bytes(os.urandom(3 << 20))
