@@ -20,7 +20,7 @@ from nada_utils.checkpoint import list_checkpoints
 from nada_utils.errors import NadaError
 from nada_utils.fileio import copy_atomic
 from nada_utils.fileio import TMP_MARK as _TMP_MARK
-from nada_utils.run_dir import LOCK_NAME
+from nada_utils.run_dir import LOCK_NAME, has_results
 
 
 def _failure_kind(exc: OSError) -> str:
@@ -162,6 +162,6 @@ def restore_run(sync_dir, run_dir, *, log: Callable[[str], None] = print) -> boo
 
 
 def check_new_mirror(sync_dir) -> None:
-    """A new run must not write into a mirror of another run."""
-    if (Path(sync_dir) / "config.json").is_file():
+    """A new run must not write into a mirror of another run (one with results; see run_dir.has_results)."""
+    if has_results(sync_dir):
         raise NadaError(f"sync dir {sync_dir} already mirrors a run; pass --resume to continue it, or choose another --sync-dir")

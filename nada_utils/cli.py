@@ -8,6 +8,7 @@ library functions, which notebooks call directly.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
@@ -71,12 +72,22 @@ def _floats(text: str | None, flag: str):
         raise NadaError(f"bad {flag} {text!r}; give comma-separated numbers like 1.0,0.5") from None
 
 
+def _names(text: str | None, flag: str) -> tuple[str, ...] | None:
+    """A comma-separated list of names, e.g. --clip ViT-B/32,ViT-B/16; an empty name is an error."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise NadaError(f"{flag} {text!r} has an empty name; give names separated by single commas, e.g. ViT-B/32,ViT-B/16")
+    return names
+
+
 def cmd_train(args) -> int:
     from .config import PRESETS, make_config
     from .trainer import train
 
     explicit = dict(
-        generator=args.generator, clip_models=tuple(args.clip.split(",")) if args.clip else None,
+        generator=args.generator, clip_models=_names(args.clip, "--clip"),
         clip_weights=_floats(args.clip_weights, "--clip-weights"), source_text=args.source, target_text=args.target,
         style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb, auto_every=args.auto_every,
         steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
@@ -84,7 +95,7 @@ def cmd_train(args) -> int:
         checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
         eval_samples=args.eval_samples)
     explicit = {k: v for k, v in explicit.items() if v is not None}
-    if args.clip and args.clip_weights is None:
+    if args.clip is not None and args.clip_weights is None:
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
     if args.resume:
         if args.preset and args.preset not in PRESETS:
@@ -166,6 +177,8 @@ def cmd_edit(args) -> int:
     from .inversion import load_latents
     from .latent_edit import before_after, edit_latent, edit_models
 
+    if not args.text.strip():
+        raise NadaError("--text is empty; describe the result, e.g. --text 'a face with blue hair'")
     device = resolve_device(args.device)
     tokenize([args.text], "cpu")  # a prompt over 77 tokens fails here, before any model loads
     data = load_latents(args.latents)
@@ -292,7 +305,7 @@ def cmd_evaluate(args) -> int:
     n = args.n if args.n is not None else cfg.eval_samples or 32
     if n < 2:
         raise NadaError(f"--n must be >= 2 (diversity compares pairs), got {n}")
-    clip = tuple(m.strip() for m in args.clip.split(",")) if args.clip else tuple(cfg.clip_models)
+    clip = _names(args.clip, "--clip") or tuple(cfg.clip_models)
     own_judge = clip == tuple(cfg.clip_models) and not args.faces
     checkpoints = list_checkpoints(run_dir)
     if args.checkpoint is None and not checkpoints:
@@ -334,7 +347,7 @@ def cmd_bench(args) -> int:
 
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         raise NadaError("--batch and --steps must be >= 1 and --warmup >= 0")
-    clip = tuple(m.strip() for m in args.clip.split(",") if m.strip())
+    clip = _names(args.clip, "--clip")
     result = run_bench(size=args.size, batch=args.batch, clip=clip, layers=args.layers, device=args.device, fast=args.fast,
                        steps=args.steps, warmup=args.warmup, log=(lambda _: None) if args.json else print)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
@@ -480,6 +493,37 @@ def main(argv: list[str] | None = None) -> int:
     except NadaError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path the user gave that cannot be read or written: theirs to fix, not a bug
+        print(f"error: {_os_error(e)}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not _is_out_of_memory(e):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        print(f"error: out of memory ({first}); lower --batch, train fewer layers, or on a GPU add --fast checkpoint",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error(e: OSError) -> str:
+    """One line for a failed read or write: what, where, and what to do."""
+    where = f" {e.filename}" if e.filename else ""
+    what = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        fix = "free some space or write somewhere else"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a location you may write to"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        fix = "a file and a folder are mixed up in that path; give a folder where one is needed"
+    else:
+        fix = "check the path and that its folders exist"
+    return f"{what}:{where}; {fix}"
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    # torch.OutOfMemoryError on a GPU; on a CPU the allocator raises a plain RuntimeError (when the
+    # kernel's out-of-memory killer does not end the process first).
+    return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e) or "out of memory" in str(e)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .clip_models import import_clip
 from .errors import NadaError
 from .losses import clip_preprocess, directional_loss, global_loss, unit_direction
 from .prompt_templates import IMAGENET_TEMPLATES
@@ -18,8 +19,7 @@ from .prompt_templates import IMAGENET_TEMPLATES
 
 def tokenize(texts: list[str], device) -> torch.Tensor:
     """CLIP tokens `[T, 77]`; a prompt longer than CLIP's 77 tokens is a clear error, never cut silently."""
-    import clip
-
+    clip = import_clip()
     try:
         return clip.tokenize(texts).to(device)
     except RuntimeError:
@@ -27,13 +27,30 @@ def tokenize(texts: list[str], device) -> torch.Tensor:
         raise NadaError(f"prompt too long for CLIP (at most 77 tokens): {longest[:60]!r}...; shorten it") from None
 
 
-def check_prompts(source: str, target: str) -> tuple[str, str]:
-    """Validate a source/target pair: non-empty and different."""
+def prompt_texts(text: str, templates: bool = True) -> list[str]:
+    """What CLIP reads for one prompt: the text in each of the 79 templates, or the bare text."""
+    return [t.format(text) for t in IMAGENET_TEMPLATES] if templates else [text]
+
+
+def check_prompts(source: str, target: str, *, templates: bool = True) -> tuple[str, str]:
+    """Validate a source/target pair: non-empty, different, and short enough for CLIP in every template.
+
+    Any text works, non-ASCII included (CLIP's tokenizer falls back to bytes); only length is limited.
+    """
     source, target = (source or "").strip(), (target or "").strip()
     if not source or not target:
         raise NadaError("source and target texts must not be empty, e.g. --source photo --target sketch")
     if source == target:
         raise NadaError(f"source and target are the same text ({source!r}); the direction between them is zero")
+    clip = import_clip()
+    for flag, text in (("--source", source), ("--target", target)):
+        try:
+            clip.tokenize(prompt_texts(text, templates))
+        except RuntimeError:
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            where = ", in the longest of the 79 prompt templates" if templates else ""
+            raise NadaError(f"{flag} {shown!r} is longer than CLIP's 77 tokens{where}; shorten it"
+                            f"{' (or pass --no-templates)' if templates else ''}") from None
     return source, target
 
 
@@ -87,20 +104,19 @@ class ClipGuide:
         """Unit text embedding `[D]`, averaged over the prompt templates when `templates`."""
         key = ("embedding", gm.name, text, templates)
         if key not in self._text_cache:
-            texts = [t.format(text) for t in IMAGENET_TEMPLATES] if templates else [text]
+            texts = prompt_texts(text, templates)
             self._text_cache[key] = torch.nn.functional.normalize(self.encode_texts(gm, texts).mean(0), dim=-1)
         return self._text_cache[key]
 
     def text_directions(self, source: str, target: str, *, templates: bool = True) -> list[torch.Tensor]:
         """Unit ΔT `[D]` per model: per-template target - source embeddings, averaged, normalised."""
-        source, target = check_prompts(source, target)
+        source, target = check_prompts(source, target, templates=templates)
         out = []
         for gm in self.models:
             key = ("direction", gm.name, source, target, templates)
             if key not in self._text_cache:
-                texts = list(IMAGENET_TEMPLATES) if templates else ["{}"]
-                src = self.encode_texts(gm, [t.format(source) for t in texts])
-                tgt = self.encode_texts(gm, [t.format(target) for t in texts])
+                src = self.encode_texts(gm, prompt_texts(source, templates))
+                tgt = self.encode_texts(gm, prompt_texts(target, templates))
                 self._text_cache[key] = unit_direction(tgt, src)
             out.append(self._text_cache[key])
         return out

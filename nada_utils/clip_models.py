@@ -27,7 +27,7 @@ _CLIP_KEYS = ("visual.conv1.weight", "text_projection", "token_embedding.weight"
 _ARCHIVE_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 
-def _import_clip():
+def import_clip():
     """Import `clip`, hiding the pkg_resources deprecation warning its import always triggers."""
     with warnings.catch_warnings():
         # clip 2.6.0 does `from pkg_resources import packaging`; the warning is about clip, not us.
@@ -68,7 +68,7 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
         from nada_utils.download import fetch
 
         name_or_path = str(fetch(name_or_path))
-    clip = _import_clip()
+    clip = import_clip()
     model = _build(clip, _read_state_dict(clip, name_or_path), str(name_or_path))
     # build_model casts weights to fp16; losses and CLIP guidance here are computed in float32.
     model = model.float().eval().requires_grad_(False)
@@ -160,7 +160,7 @@ def make_tiny_clip(*, embed_dim: int = 32, image_resolution: int = 32, vision_wi
     if image_resolution % vision_patch_size:
         raise ValueError(f"image_resolution={image_resolution} must be a multiple of "
                          f"vision_patch_size={vision_patch_size}")
-    clip = _import_clip()
+    clip = import_clip()
     # CLIP initialises from the global RNG; seed a forked copy so callers' streams are not shifted.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

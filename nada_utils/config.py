@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from .errors import NadaError
@@ -57,8 +58,17 @@ class TrainConfig:
         self.clip_models = tuple(self.clip_models)
         self.clip_weights = tuple(float(w) for w in self.clip_weights)
         self.betas = tuple(float(b) for b in self.betas)
+        # inf passes every range check below (inf > 0) and NaN fails none of them silently: refuse both first.
+        floats = {"--lr": [self.lr], "--mixing": [self.mixing], "truncation": [self.truncation], "--l2": [self.l2_weight],
+                  "--id-weight": [self.id_weight], "auto_lr": [self.auto_lr], "--clip-weights": self.clip_weights,
+                  "sample_truncation": [self.sample_truncation], "betas": self.betas}
+        for flag, values in floats.items():
+            bad = [v for v in values if not math.isfinite(v)]
+            if bad:
+                raise NadaError(f"{flag} must be a finite number, got {bad[0]}")
         checks = [
             (len(self.clip_models) >= 1, "at least one CLIP model is needed (--clip)"),
+            (0 <= self.seed < 2**63, f"--seed must be between 0 and 2**63 - 1, got {self.seed}"),
             (len(self.clip_weights) == len(self.clip_models),
              f"--clip-weights has {len(self.clip_weights)} values for {len(self.clip_models)} CLIP models"),
             (all(w >= 0 for w in self.clip_weights) and sum(self.clip_weights) > 0, "--clip-weights must be >= 0 and not all 0"),
@@ -89,7 +99,8 @@ class TrainConfig:
         if self.style_images is None:
             from .clip_guide import check_prompts
 
-            self.source_text, self.target_text = check_prompts(self.source_text, self.target_text)
+            self.source_text, self.target_text = check_prompts(self.source_text, self.target_text,
+                                                              templates=self.templates)
 
     def to_dict(self) -> dict:
         """Plain JSON-safe dict (tuples become lists)."""

@@ -19,8 +19,12 @@ TMP_MARK = ".tmp-"  # in every temporary name, so leftovers of killed writes can
 def atomic_open(path, mode: str = "wb"):
     """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+    except OSError as e:
+        # Name the file the caller asked for, not the temporary one beside it.
+        raise type(e)(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f

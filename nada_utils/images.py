@@ -103,6 +103,8 @@ def load_image_folder(folder, size: int) -> torch.Tensor:
     from .errors import NadaError
 
     folder = Path(folder)
+    if folder.is_file():
+        raise NadaError(f"{folder} is a file; --style-images takes a folder of images (put the image in one)")
     if not folder.is_dir():
         raise NadaError(f"style image folder not found: {folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -31,6 +31,8 @@ def render_seeds(G, seeds, *, truncation_psi: float = 1.0, noise_mode: str = "co
         raise NadaError(f"truncation must be in [0, 1], got {truncation_psi}")
     if G.c_dim and (class_idx is None or not 0 <= class_idx < G.c_dim):
         raise NadaError(f"this generator is class-conditional: pass --class between 0 and {G.c_dim - 1}")
+    if not G.c_dim and class_idx is not None:
+        raise NadaError(f"--class {class_idx} given, but this generator has no classes; drop --class")
     device = device or next(G.parameters()).device
     z_all = z_from_seeds(list(seeds), G.z_dim)
     out, c = [], None

@@ -26,12 +26,22 @@ from .fileio import atomic_write_text
 
 
 def holds_run(run_dir: Path) -> bool:
-    return (run_dir / "config.json").is_file() or bool(list_checkpoints(run_dir))
+    """A run was started here: it can be resumed (from its newest checkpoint, or from step 0)."""
+    return (Path(run_dir) / "config.json").is_file() or bool(list_checkpoints(run_dir))
+
+
+def has_results(run_dir) -> bool:
+    """The run here wrote a checkpoint or its generator: work that a new run must never overwrite.
+
+    A start that failed before its first checkpoint (a typo in a model name, a loss that became NaN
+    at once) holds nothing worth keeping, so the corrected command may start afresh in the same place.
+    """
+    return bool(list_checkpoints(run_dir)) or (Path(run_dir) / "generator.pt").is_file()
 
 
 def run_exists(run_dir, sync_dir=None) -> bool:
-    """A run to continue: in `run_dir`, or in its mirror `sync_dir` (after a wiped VM)."""
-    return holds_run(Path(run_dir)) or (sync_dir is not None and (Path(sync_dir) / "config.json").is_file())
+    """A run with results to continue: in `run_dir`, or in its mirror `sync_dir` (after a wiped VM)."""
+    return has_results(run_dir) or (sync_dir is not None and has_results(sync_dir))
 
 
 def is_finished(run_dir, steps: int) -> bool:
@@ -49,6 +59,24 @@ def read_config(run_dir: Path) -> TrainConfig:
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
     atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+def clear_failed_start(run_dir) -> None:
+    """Remove what a start without a checkpoint wrote (config, log lines, first sample grids).
+
+    Left in place, it would be mistaken for the next run's. Only nada's own run files go; anything
+    else in the folder stays.
+    """
+    run_dir = Path(run_dir)
+    for name in ("config.json", "log.jsonl", "eval.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    for sub in ("samples", "checkpoints"):
+        folder = run_dir / sub
+        if folder.is_dir():
+            for p in folder.glob("step_*.png"):
+                p.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
 
 
 def check_resume(saved: TrainConfig, wanted: TrainConfig) -> None:
@@ -72,11 +100,12 @@ def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict 
     """
     run_dir = Path(run_dir)
     if not resume:
-        if holds_run(run_dir):
+        if has_results(run_dir):
             raise NadaError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
         if cfg is None:
             raise ValueError("a new run needs a config")
         run_dir.mkdir(parents=True, exist_ok=True)
+        clear_failed_start(run_dir)
         write_config(run_dir, cfg)
         return cfg, None
     if not holds_run(run_dir):
@@ -133,8 +162,13 @@ def run_lock(run_dir):
     network mounts) or the platform has no `fcntl` (Windows), training goes on unlocked.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NadaError(f"{run_dir} is a file, not a run directory; choose another --out")
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NadaError(f"cannot create the run directory {run_dir} ({e.strerror}); choose another --out") from None
     path = run_dir / LOCK_NAME
     f = open(path, "a+")
     try:

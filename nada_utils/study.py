@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .errors import NadaError
 from .fileio import atomic_write_text, copy_atomic
 from .freezing import PHASES, synthesis_blocks
-from .run_dir import check_resume, holds_run, is_finished, read_config, read_log, run_exists
+from .run_dir import check_resume, has_results, is_finished, read_config, read_log, run_exists
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
 METRICS = ("gap_closed", "structure", "structure_frozen", "target_share", "loss_end")
@@ -95,7 +95,7 @@ def run_study(base: TrainConfig, strategies, root, *, progress: bool = True, log
         cfg = TrainConfig.from_dict({**base.to_dict(), "layers": spec})
         sync_dir = Path(sync_root) / slug(spec) if sync_root else None
         resume = run_exists(run_dir, sync_dir)
-        if holds_run(run_dir):  # also before reusing a finished run: it must be this config's
+        if has_results(run_dir):  # also before reusing a finished run: it must be this config's
             check_resume(read_config(run_dir), cfg)
         log(f"[{i}/{len(strategies)}] {spec}: " + ("resuming/reusing " if resume else "training ") + str(run_dir))
         t0 = time.time()

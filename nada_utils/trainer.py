@@ -27,7 +27,7 @@ from .freezing import parse_layer_spec, selectable_layers, set_trainable, static
 from .fileio import atomic_write_text
 from .generator_io import save_generator
 from .images import image_grid, load_image_folder, save_image
-from .run_dir import open_run, read_evals, run_lock, truncate_log
+from .run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
 from .evaluation import best_step, write_evaluation
 from .selection import select_layers
 from .stylegan2 import style_mix, z_from_seeds
@@ -156,8 +156,16 @@ def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: 
     log = log or tqdm.write
     run_dir = Path(run_dir)
     with run_lock(run_dir):
-        return _open_and_train(cfg, run_dir, resume=resume, overrides=overrides, progress=progress, log=log, tqdm=tqdm,
-                               on_save=on_save, sync_dir=sync_dir, sync_retries=sync_retries, sync_backoff=sync_backoff)
+        try:
+            return _open_and_train(cfg, run_dir, resume=resume, overrides=overrides, progress=progress, log=log,
+                                   tqdm=tqdm, on_save=on_save, sync_dir=sync_dir, sync_retries=sync_retries,
+                                   sync_backoff=sync_backoff)
+        except NadaError:
+            # A new run refused before its first checkpoint (a bad model name, a loss that became NaN
+            # at once) leaves nothing behind: the corrected command starts cleanly in the same place.
+            if not resume and not has_results(run_dir):
+                clear_failed_start(run_dir)
+            raise
 
 
 def _open_and_train(cfg, run_dir: Path, *, resume, overrides, progress, log, tqdm, on_save, sync_dir, sync_retries,
@@ -167,6 +175,8 @@ def _open_and_train(cfg, run_dir: Path, *, resume, overrides, progress, log, tqd
     if sync_dir is not None:
         from drive_sync.mirror import RunMirror, check_new_mirror, restore_run
 
+        if Path(sync_dir).exists() and not Path(sync_dir).is_dir():
+            raise NadaError(f"sync dir {sync_dir} is a file; give a folder (e.g. on the mounted Drive) for the mirror")
         if resume:
             restore_run(sync_dir, run_dir, log=log)
         else:
@@ -285,8 +295,12 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         loss, terms = backward_step(setup, optimizer, latents, directions, settings, device)
         if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
             bar.close()
-            keep = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
-            raise NadaError(f"loss became {loss.item()} at step {it + 1}; {keep}; lower --lr (now {cfg.lr:g}) and start again")
+            if last_good:
+                what = (f"the last good checkpoint is {last_good} (generate --checkpoint renders it); lower --lr "
+                        f"(now {cfg.lr:g}) and start a new run with another --out")
+            else:
+                what = f"no checkpoint was written; run the same command again with a lower --lr (now {cfg.lr:g})"
+            raise NadaError(f"loss became {loss.item()} at step {it + 1}; {what}")
         optimizer.step()
         record = {"step": it + 1, **as_floats(terms), "loss": loss.item()}
         record["seconds"] = round(time.perf_counter() - t0, 4)

@@ -103,18 +103,6 @@ def test_convert_pickle_to_rosinality_pt(tmp_path, capsys):
     assert torch.equal(load_generator(tmp_path / "net.pt")(z), G(z))
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["generate", "--generator", "x.pt", "--out", "o", "--seeds", "a-b"], "bad seeds"),
-    (["generate", "--generator", "x.pt"], "--out"),
-    (["generate", "--generator", "ffhq-1024", "--out", "o", "--device", "tpu9"], "device"),
-    (["frobnicate"], "invalid choice"),
-    (["convert", "--generator", "x.pt", "--out", "y.pkl"], ".pt file"),
-])
-def test_usage_errors_are_one_line(capsys, argv, needle):
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err and err.startswith("error: ")
-
-
 def test_registry_name_resolves_to_cached_file(tmp_path, monkeypatch):
     spec = WeightSpec(name="tiny-test", filename="tiny.pt", kind="generator-rosinality", gdrive_id=None,
                       url="http://127.0.0.1:9/never-contacted", size=None, sha256=None, description="test")

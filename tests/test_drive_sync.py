@@ -1,6 +1,7 @@
 """drive_sync: Colab mounting (with a fake google.colab), run mirrors, and resuming a wiped VM."""
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -196,10 +197,16 @@ def test_unwritable_or_full_sync_dir_warns_once_per_kind(tmp_path, monkeypatch):
 
 
 def test_new_run_refuses_a_mirror_of_another_run(tmp_path):
-    (tmp_path / "mirror").mkdir()
-    (tmp_path / "mirror" / "config.json").write_text("{}")
+    mirror = tmp_path / "mirror"
+    (mirror / "checkpoints").mkdir(parents=True)
+    (mirror / "config.json").write_text("{}")
+    (mirror / "checkpoints" / "step_000010.pt").write_bytes(b"another run's work")
     with pytest.raises(NadaError, match="already mirrors a run"):
-        train(make_config("tiny", steps=2), tmp_path / "run", progress=False, sync_dir=tmp_path / "mirror")
+        train(make_config("tiny", steps=2), tmp_path / "run", progress=False, sync_dir=mirror)
+    # A mirror of a start that failed before its first checkpoint holds no work: a new run takes it over.
+    (mirror / "checkpoints" / "step_000010.pt").unlink()
+    train(make_config("tiny", steps=2, eval_samples=0), tmp_path / "run2", progress=False, sync_dir=mirror)
+    assert json.loads((mirror / "config.json").read_text())["steps"] == 2
 
 
 def test_use_local_copy_links_a_verified_drive_copy(tmp_path, monkeypatch):

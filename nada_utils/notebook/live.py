@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import TrainConfig, make_config
 from ..errors import NadaError
-from ..run_dir import check_resume, holds_run, is_finished, read_config, run_exists
+from ..run_dir import check_resume, has_results, is_finished, read_config, run_exists
 from .session import Session
 
 
@@ -31,7 +31,7 @@ def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = Tr
         raise NadaError(f"bad run name {name!r}; use a plain folder name like 'sketch'")
     run_dir, sync_dir = session.run_dir(name), session.sync_dir(name)
     resume = run_exists(run_dir, sync_dir)
-    if holds_run(run_dir):
+    if has_results(run_dir):
         try:
             check_resume(read_config(run_dir), cfg)
         except NadaError as e:
