@@ -75,6 +75,7 @@ class TrainConfig:
             (self.steps > 0, f"--steps must be > 0, got {self.steps}"),
             (self.batch > 0, f"--batch must be > 0, got {self.batch}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.lr <= 3.4e38, f"--lr must be at most 3.4e38 (float32's largest number; 0.002 is typical), got {self.lr:g}"),
             (0.0 <= self.mixing <= 1.0, f"--mixing must be in [0, 1], got {self.mixing}"),
             (0.0 <= self.truncation <= 1.0, f"truncation must be in [0, 1], got {self.truncation}"),
             (self.auto_every >= 1, f"--auto-every must be >= 1, got {self.auto_every}"),

@@ -253,7 +253,19 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         saved(run_dir / "eval.jsonl")
         return {best_step(read_evals(run_dir))[0]}
 
+    def diverged(what: str, step: int) -> NadaError:
+        bar.close()
+        if last_good:
+            keep = (f"the last good checkpoint is {last_good} (generate --checkpoint renders it); lower --lr "
+                    f"(now {cfg.lr:g}) and start a new run with another --out")
+        else:
+            keep = f"no checkpoint was written; run the same command again with a lower --lr (now {cfg.lr:g})"
+        return NadaError(f"{what} at step {step}; {keep}")
+
     def checkpoint(step: int) -> Path:
+        # A finite loss does not prove finite weights (an overflowing update); a checkpoint must be usable.
+        if not torch.stack([torch.isfinite(p).all() for p in G_train.parameters()]).all():
+            raise diverged("the weights became nan or inf", step)
         best = evaluate(step)
         saved(run_dir / "log.jsonl")  # the mirror gets the log with each checkpoint; resume trims it to the step
         path = save_checkpoint(run_dir, {
@@ -294,13 +306,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
             set_trainable(G_train, selected)
         loss, terms = backward_step(setup, optimizer, latents, directions, settings, device)
         if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
-            bar.close()
-            if last_good:
-                what = (f"the last good checkpoint is {last_good} (generate --checkpoint renders it); lower --lr "
-                        f"(now {cfg.lr:g}) and start a new run with another --out")
-            else:
-                what = f"no checkpoint was written; run the same command again with a lower --lr (now {cfg.lr:g})"
-            raise NadaError(f"loss became {loss.item()} at step {it + 1}; {what}")
+            raise diverged(f"loss became {loss.item()}", it + 1)
         optimizer.step()
         record = {"step": it + 1, **as_floats(terms), "loss": loss.item()}
         record["seconds"] = round(time.perf_counter() - t0, 4)

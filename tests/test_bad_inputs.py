@@ -31,6 +31,7 @@ CASES = [
     (TRAIN + ["--lr", "0"], "--lr must be > 0"),
     (TRAIN + ["--lr", "nan"], "--lr must be a finite number, got nan"),
     (TRAIN + ["--lr", "inf"], "--lr must be a finite number, got inf"),
+    (TRAIN + ["--lr", "1e39"], "--lr must be at most 3.4e38"),
     (TRAIN + ["--mixing", "2"], "--mixing must be in [0, 1], got 2.0"),
     (TRAIN + ["--mixing", "-0.1"], "--mixing must be in [0, 1]"),
     (TRAIN + ["--l2", "-1"], "loss weights must be >= 0"),

@@ -4,6 +4,7 @@ SIGKILLs at random moments, file writes and Drive pushes included: test_interrup
 """
 
 import json
+import re
 
 import pytest
 import torch
@@ -112,9 +113,24 @@ def test_image_guided_direction(tmp_path):
 
 def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path):
     from nada_utils import NadaError
+    from nada_utils.cli import main
 
     run = tmp_path / "run"
-    with pytest.raises(NadaError, match=r"loss became nan at step \d+.*last good checkpoint is .*step_"):
+    with pytest.raises(NadaError, match=r"loss became nan at step (\d+); the last good checkpoint is (.*step_\d+\.pt)") as info:
         train(make_config("tiny", steps=60, lr=1e30, checkpoint_every=1, sample_every=0), run, progress=False)
     last = sorted((run / "checkpoints").glob("step_*.pt"))[-1]
-    assert torch.isfinite(torch.load(last, weights_only=True)["G_train"]["convs.0.conv.weight"]).all()
+    nan_step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    assert str(last) in str(info.value) and last.name == f"step_{nan_step - 1:06d}.pt"
+    state = torch.load(last, weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["G_train"].values())
+    # "generate --checkpoint renders it", as the message says.
+    assert main(["generate", "--checkpoint", str(last), "--seeds", "0-1", "--out", str(tmp_path / "last.png")]) == 0
+
+
+def test_weights_that_overflow_under_a_finite_loss_are_never_checkpointed(tmp_path):
+    from nada_utils import NadaError
+
+    # lr 1e38: step 1's loss is finite (identical generators), its Adam update makes the weights inf.
+    with pytest.raises(NadaError, match="the weights became nan or inf at step 1; no checkpoint was written"):
+        train(make_config("tiny", steps=5, lr=1e38, checkpoint_every=1, sample_every=0), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
