@@ -77,6 +77,20 @@ def _part_path(dest: Path) -> Path:
     return dest.with_name(f"{dest.name}.part-{os.getpid()}")
 
 
+def _remove_dead_parts(dest: Path) -> None:
+    """Delete part files of downloads whose process is gone (a killed VM's: hundreds of MB each)."""
+    for part in dest.parent.glob(f"{dest.name}.part-*"):
+        try:
+            pid = int(part.name.rsplit("-", 1)[1])
+            if pid == os.getpid():
+                continue
+            os.kill(pid, 0)  # raises when no such process: the download died with it
+        except ProcessLookupError:
+            part.unlink(missing_ok=True)
+        except (ValueError, OSError):
+            pass  # not ours to judge (a foreign name, another user's live process)
+
+
 def write_sidecar(path: Path, digest: str) -> None:
     """Record that `path` was verified to have sha256 `digest`, so later fetches trust it without hashing."""
     # `sha256sum -c` format, written atomically like the file it vouches for.
@@ -157,6 +171,7 @@ def _atomic(job: _Job, produce, sha256: str | None) -> Path:
             job.dest.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise job.write_error(exc) from None
+        _remove_dead_parts(job.dest)
         written, digest = produce(tmp)
         if job.size is not None and written != job.size:
             problem = "truncated file" if written < job.size else "wrong file size"

@@ -211,6 +211,28 @@ def test_disk_full(server, synthetic, monkeypatch, tmp_path):
     _assert_clean(tmp_path)
 
 
+def test_download_killed_midway_never_leaves_a_final_name_and_its_part_is_cleared(server, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    dest = tmp_path / FILENAME
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    code = (f"from nada_utils.download import download_url; download_url({_base(server, 'hang') + '/' + FILENAME!r}, "
+            f"{str(dest)!r}, size={len(PAYLOAD)}, sha256={sha!r}, quiet=True, timeout=60)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(f"{FILENAME}.part-*")):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the server sent the first KiB and stalls: the download is mid-way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not dest.exists() and len(list(tmp_path.glob(f"{FILENAME}.part-*"))) == 1
+    download.download_url(_base(server, "ok") + "/" + FILENAME, dest, size=len(PAYLOAD), sha256=sha, quiet=True)
+    assert dest.read_bytes() == PAYLOAD
+    assert not list(tmp_path.glob(f"{FILENAME}.part-*")), "the killed download's part file was left behind"
+
+
 def test_download_url_is_usable_on_its_own(server, tmp_path):
     dest = tmp_path / "sub" / "copy.bin"
     out = download.download_url(_base(server, "ok") + "/x", dest, size=len(PAYLOAD), quiet=True, timeout=TIMEOUT)
