@@ -72,7 +72,9 @@ def restore_rng(state: dict, sampler: torch.Generator) -> None:
 
 def load_checkpoint(path) -> dict:
     """Read a training checkpoint (never executing code) and check its format version."""
-    state = load_pt(path)
+    # nada writes checkpoints atomically, so a damaged one was hurt afterwards (a disk, a partial copy).
+    state = load_pt(path, not_torch=f"{path} is damaged (truncated or not a PyTorch file); delete it, and a "
+                                    f"resume continues from the checkpoint before it")
     if not isinstance(state, dict) or "G_train" not in state or "step" not in state:
         raise NadaError(f"{path} is not a nada training checkpoint (no G_train/step inside)")
     version = state.get("format_version", 0)

@@ -90,3 +90,16 @@ def test_a_start_refused_before_its_first_checkpoint_can_be_corrected_in_place(t
     assert not out.exists()  # nothing half-started to trip over
     code, _, err = run_cli(capsys, "train", "--preset", "tiny", "--out", out, "--quiet", "--steps", "4")
     assert code == 0 and (out / "generator.pt").is_file(), err
+
+
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "--preset", "tiny", "--out", out, "--quiet", "--steps", "6", "--checkpoint-every", "2",
+                   "--eval-samples", "0")[0] == 0
+    newest = out / "checkpoints" / "step_000006.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a disk or a partial copy hurt it after nada wrote it
+    line = one_error(*run_cli(capsys, "train", "--out", out, "--resume", "--steps", "8", "--quiet")[::2])
+    assert f"{newest} is damaged" in line and "delete it" in line
+    newest.unlink()
+    code, stdout, err = run_cli(capsys, "train", "--out", out, "--resume", "--steps", "8", "--quiet")
+    assert code == 0 and "resumed" in stdout + err and "step_000004.pt" in stdout + err
