@@ -123,3 +123,31 @@ def test_module_entry_point_exit_code(tmp_path):
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: checkpoint not found")
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.77 GiB total capacity)"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                 "you tried to allocate 3686400000 bytes. Error code 12 (Cannot allocate memory)"),
+])
+def test_out_of_memory_is_one_line_with_the_fix(tmp_path, capsys, monkeypatch, error):
+    # A real one needs a GPU or a machine without overcommit; the allocators' own errors are raised instead.
+    import nada_utils.trainer
+
+    def train(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(nada_utils.trainer, "train", train)
+    code, _, err = run_cli(capsys, "train", "--preset", "tiny", "--out", str(tmp_path / "run"))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: out of memory (") and "--batch" in err
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(tmp_path, monkeypatch):
+    import nada_utils.trainer
+
+    def train(*args, **kwargs):
+        raise RuntimeError("shape mismatch in our own code")
+
+    monkeypatch.setattr(nada_utils.trainer, "train", train)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["train", "--preset", "tiny", "--out", str(tmp_path / "run")])

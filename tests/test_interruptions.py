@@ -77,6 +77,11 @@ def problem_with(path: Path) -> str | None:
     return None
 
 
+def resume_flag(run: Path, mirror: Path) -> list[str]:
+    # What a user does: resume a run that was started; a kill before its config was written left none.
+    return ["--resume"] if (run / "config.json").exists() or (mirror / "config.json").exists() else []
+
+
 def same_log(a: Path, b: Path) -> bool:
     def steps(p):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in read_jsonl(p)]
@@ -99,7 +104,7 @@ def test_sigkill_at_20_seeded_moments_loses_and_corrupts_nothing(tmp_path, refer
             kind = rng.choice(sorted(MOMENTS))
             low, high = MOMENTS[kind]
             at = rng.uniform(low, high) if kind == "none" else rng.randint(low, high)
-            resume = ["--resume"] if (run / "config.json").exists() or (mirror / "config.json").exists() else []
+            resume = resume_flag(run, mirror)
             cmd = [sys.executable, str(KILL_POINTS), kind, str(int(at) if kind != "none" else 0), "--", *args, *resume]
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if kind == "none":
@@ -121,8 +126,8 @@ def test_sigkill_at_20_seeded_moments_loses_and_corrupts_nothing(tmp_path, refer
                 wipes += 1
                 shutil.rmtree(run.parent, ignore_errors=True)
             if sum(kills.values()) >= kills_wanted:
-                done = subprocess.run([sys.executable, "-m", "nada_utils", *args, "--resume"], cwd=ROOT, env=env,
-                                      capture_output=True, text=True, timeout=300)
+                done = subprocess.run([sys.executable, "-m", "nada_utils", *args, *resume_flag(run, mirror)], cwd=ROOT,
+                                      env=env, capture_output=True, text=True, timeout=300)
                 assert done.returncode == 0, done.stderr
                 break
 
