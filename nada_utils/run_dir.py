@@ -70,13 +70,11 @@ def clear_failed_start(run_dir) -> None:
     run_dir = Path(run_dir)
     for name in ("config.json", "log.jsonl", "eval.jsonl"):
         (run_dir / name).unlink(missing_ok=True)
+    for p in (run_dir / "samples").glob("step_*.png"):
+        p.unlink()
     for sub in ("samples", "checkpoints"):
-        folder = run_dir / sub
-        if folder.is_dir():
-            for p in folder.glob("step_*.png"):
-                p.unlink()
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty
+        with contextlib.suppress(OSError):
+            (run_dir / sub).rmdir()  # only when empty (or absent)
 
 
 def check_resume(saved: TrainConfig, wanted: TrainConfig) -> None:
