@@ -177,8 +177,6 @@ def cmd_edit(args) -> int:
     from .inversion import load_latents
     from .latent_edit import before_after, edit_latent, edit_models
 
-    if not args.text.strip():
-        raise NadaError("--text is empty; describe the result, e.g. --text 'a face with blue hair'")
     device = resolve_device(args.device)
     tokenize([args.text], "cpu")  # a prompt over 77 tokens fails here, before any model loads
     data = load_latents(args.latents)

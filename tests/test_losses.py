@@ -84,7 +84,7 @@ def test_text_directions_unit_and_recomputed_for_new_prompts(guide):
 
 
 @pytest.mark.parametrize("source,target,needle", [("", "sketch", "must not be empty"), ("photo", "  ", "must not be empty"),
-                                                  ("photo", "photo", "the same text"), ("photo", "word " * 80, "too long")])
+                                                  ("photo", "photo", "the same text"), ("photo", "word " * 80, "longer than CLIP's 77 tokens")])
 def test_bad_prompts(guide, source, target, needle):
     with pytest.raises(NadaError, match=needle):
         guide.text_directions(source, target, templates=False)
