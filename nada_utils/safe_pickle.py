@@ -1,4 +1,4 @@
-"""A restricted unpickler for NVlabs `.pkl` checkpoints: it rebuilds tensors and arrays, and runs nothing.
+"""Restricted unpickling of NVlabs `.pkl` files and TorchScript archives: tensors and arrays, and nothing runs.
 
 NVlabs pickles (StyleGAN2-ADA PyTorch and the original TensorFlow StyleGAN2) embed the Python source
 of their network classes, and a normal `pickle.load` executes that source. Here every global the file
@@ -6,6 +6,11 @@ names is looked up in a short allow-list of constructors that only build data (t
 arrays, ordered dicts). Any other class becomes an inert `Opaque` record of its name and state, and
 NVlabs' `_reconstruct_persistent_obj` becomes a function that records the class name and state while
 ignoring the embedded source. Nothing from the file is imported, called or executed.
+
+The same unpickler reads TorchScript archives (OpenAI's CLIP files, `torchscript_tensors`): their
+`data.pkl` names `__torch__` module classes, which become `Opaque` records of their attributes, and
+their tensors come from the zip. The archive's code is never compiled or run. `load_pt` is
+`torch.load(weights_only=True)` with one-line errors.
 """
 
 from __future__ import annotations
