@@ -33,7 +33,7 @@ STEPS, KEEP = 12, 2
 ARGS = ["train", "--preset", "tiny", "--steps", str(STEPS), "--checkpoint-every", "1", "--sample-every", "4",
         "--keep", str(KEEP), "--quiet"]
 # Where a kill lands: the N-th call of each operation, N drawn from these ranges (a fresh tiny run
-# makes about 14 torch.save calls, 70 renames and 30 copies), or a delay before an outside SIGKILL.
+# makes 13 torch.save calls, 66 renames and 45 copies), or a delay before an outside SIGKILL.
 MOMENTS = {"save": (1, 6), "rename": (1, 40), "copy": (1, 20), "none": (1.0, 7.0)}
 
 
