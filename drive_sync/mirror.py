@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from nada_utils.checkpoint import list_checkpoints
+from nada_utils.adapt.checkpoint import list_checkpoints
+from nada_utils.adapt.run_dir import LOCK_NAME, has_results
 from nada_utils.errors import NadaError
-from nada_utils.fileio import copy_atomic
 from nada_utils.fileio import TMP_MARK as _TMP_MARK
-from nada_utils.run_dir import LOCK_NAME, has_results
+from nada_utils.fileio import copy_atomic
 
 
 def _failure_kind(exc: OSError) -> str:

@@ -11,13 +11,13 @@ import os
 import shutil
 from pathlib import Path
 
-from nada_utils import registry
-from nada_utils.download import fetch, human_size, sha256_file, write_sidecar
 from nada_utils.errors import NadaError
+from nada_utils.weights import registry
+from nada_utils.weights.download import fetch, human_size, sha256_file, write_sidecar
 
 
 def download_weights(name: str, *, quiet: bool = False) -> Path:
-    """Fetch a registry file (Google Drive ids through gdown), checksum-verified; see `nada_utils.download.fetch`."""
+    """Fetch a registry file (Google Drive ids through gdown), checksum-verified; see `nada_utils.weights.download.fetch`."""
     return fetch(name, quiet=quiet)
 
 

@@ -1,5 +1,5 @@
 """`python -m nada_utils ...`: see nada_utils.cli."""
 
-from .cli import main
+from nada_utils.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .fileio import atomic_open
+from nada_utils.fileio import atomic_open
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ def open_image(path):
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from .errors import NadaError
+    from nada_utils.errors import NadaError
 
     try:
         with Image.open(path) as im:
@@ -100,7 +100,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 def load_image_folder(folder, size: int) -> torch.Tensor:
     """All images of a folder -> `[N, 3, size, size]` in [-1, 1]; an empty or missing folder is an error."""
-    from .errors import NadaError
+    from nada_utils.errors import NadaError
 
     folder = Path(folder)
     if folder.is_file():

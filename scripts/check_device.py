@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nada_utils import random_generator  # noqa: E402
 from nada_utils.devices import resolve_device  # noqa: E402
+from nada_utils.models.builtin_models import random_generator  # noqa: E402
 
 
 def timed(fn, device, repeats=5):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nada_utils.stylegan2 import Generator, default_channels
+from nada_utils.models.stylegan2 import Generator, default_channels
 
 
 def make_tiny_generator(img_resolution=32, *, channel_max=16, n_mlp=2, w_dim=32, c_dim=0, seed=0,

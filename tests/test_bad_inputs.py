@@ -157,7 +157,7 @@ def test_non_ascii_prompts_train(tmp_path, capsys, target):
 
 
 def test_the_longest_prompt_that_fits_is_accepted(tmp_path, capsys):
-    from nada_utils.clip_guide import check_prompts
+    from nada_utils.adapt.clip_guide import check_prompts
 
     words = "a watercolour painting with " + "very " * 50 + "soft edges"
     assert check_prompts("photo", words, templates=True)[1] == words

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_generator
-from nada_utils.blending import GeneratorBlend
 from nada_utils.errors import NadaError
+from nada_utils.models.blending import GeneratorBlend
 
 
 def test_ends_are_the_generators_and_the_middle_is_the_mean():

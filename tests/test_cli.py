@@ -6,13 +6,14 @@ import sys
 
 import pytest
 import torch
-
-from nada_utils import load_generator, registry, save_generator
-from nada_utils.cli import main, parse_seeds
-from nada_utils.registry import WeightSpec
+from nvlabs_fixtures import nvlabs_pickle_bytes, rosinality_to_nvlabs
 
 from conftest import make_tiny_generator
-from nvlabs_fixtures import nvlabs_pickle_bytes, rosinality_to_nvlabs
+from nada_utils import load_generator, save_generator
+from nada_utils.cli import main
+from nada_utils.models.rendering import parse_seeds
+from nada_utils.weights import registry
+from nada_utils.weights.registry import WeightSpec
 
 
 class Custom:
@@ -132,22 +133,22 @@ def test_module_entry_point_exit_code(tmp_path):
 ])
 def test_out_of_memory_is_one_line_with_the_fix(tmp_path, capsys, monkeypatch, error):
     # A real one needs a GPU or a machine without overcommit; the allocators' own errors are raised instead.
-    import nada_utils.trainer
+    import nada_utils.adapt.trainer
 
     def train(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(nada_utils.trainer, "train", train)
+    monkeypatch.setattr(nada_utils.adapt.trainer, "train", train)
     code, _, err = run_cli(capsys, "train", "--preset", "tiny", "--out", str(tmp_path / "run"))
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: out of memory (") and "--batch" in err
 
 
 def test_a_bug_is_not_dressed_up_as_a_user_error(tmp_path, monkeypatch):
-    import nada_utils.trainer
+    import nada_utils.adapt.trainer
 
     def train(*args, **kwargs):
         raise RuntimeError("shape mismatch in our own code")
 
-    monkeypatch.setattr(nada_utils.trainer, "train", train)
+    monkeypatch.setattr(nada_utils.adapt.trainer, "train", train)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["train", "--preset", "tiny", "--out", str(tmp_path / "run")])

@@ -1,4 +1,4 @@
-"""Tests for nada_utils.clip_models: tiny CLIP round trips, frozen gradients, and one-line errors.
+"""Tests for nada_utils.models.clip_models: tiny CLIP round trips, frozen gradients, and one-line errors.
 
 Nothing here touches the network: named models are fetched from a local folder standing in for OpenAI.
 """
@@ -10,9 +10,10 @@ import warnings
 import pytest
 import torch
 
-from nada_utils import registry
-from nada_utils.clip_models import clip_input_resolution, load_clip, make_tiny_clip
 from nada_utils.errors import NadaError
+from nada_utils.models.clip_arch import make_tiny_clip
+from nada_utils.models.clip_models import clip_input_resolution, load_clip
+from nada_utils.weights import registry
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")

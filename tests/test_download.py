@@ -1,4 +1,4 @@
-"""Tests for nada_utils.download against a local HTTP server; nothing leaves 127.0.0.1."""
+"""Tests for nada_utils.weights.download against a local HTTP server; nothing leaves 127.0.0.1."""
 
 import errno
 import hashlib
@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nada_utils import download, registry
 from nada_utils.errors import NadaError
+from nada_utils.weights import download, registry
 
 PAYLOAD = os.urandom(300 * 1024)  # a few hundred KB of random bytes
 FILENAME = "synthetic.bin"
@@ -218,7 +218,7 @@ def test_download_killed_midway_never_leaves_a_final_name_and_its_part_is_cleare
 
     dest = tmp_path / FILENAME
     sha = hashlib.sha256(PAYLOAD).hexdigest()
-    code = (f"from nada_utils.download import download_url; download_url({_base(server, 'hang') + '/' + FILENAME!r}, "
+    code = (f"from nada_utils.weights.download import download_url; download_url({_base(server, 'hang') + '/' + FILENAME!r}, "
             f"{str(dest)!r}, size={len(PAYLOAD)}, sha256={sha!r}, quiet=True, timeout=60)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60

@@ -14,10 +14,11 @@ import pytest
 
 from drive_sync import copy_atomic, in_colab, mount, storage_root, use_local_copy
 from drive_sync.mirror import RunMirror, restore_run
-from nada_utils import NadaError, registry
-from nada_utils.config import make_config
-from nada_utils.registry import WeightSpec
-from nada_utils.trainer import train
+from nada_utils import NadaError
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.trainer import train
+from nada_utils.weights import registry
+from nada_utils.weights.registry import WeightSpec
 
 
 @pytest.fixture
@@ -221,7 +222,7 @@ def test_use_local_copy_links_a_verified_drive_copy(tmp_path, monkeypatch):
     mine.write_bytes(data)
     dest = use_local_copy("w", mine)
     assert dest == registry.local_path("w") and dest.read_bytes() == data
-    from nada_utils.download import fetch
+    from nada_utils.weights.download import fetch
 
     assert fetch("w") == dest  # found, verified by its sidecar, never downloaded
     (tmp_path / "bad.pt").write_bytes(b"x" * 1000)
@@ -240,7 +241,7 @@ def test_gdown_too_many_users_message(tmp_path, monkeypatch):
 
     fake.download = download
     monkeypatch.setitem(sys.modules, "gdown", fake)
-    from nada_utils.download import fetch
+    from nada_utils.weights.download import fetch
 
     with pytest.raises(NadaError, match="Too many users.*copy the file into your own Drive") as info:
         fetch("d", quiet=True)

@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_tiny_generator
-from nada_utils import registry
-from nada_utils.e4e import E4EEncoder, encode, encoder_from_checkpoint, load_e4e
 from nada_utils.errors import NadaError
-from nada_utils.generator_io import save_generator
-from nada_utils.projection import Projection
+from nada_utils.invert.e4e import E4EEncoder, encode, encoder_from_checkpoint, load_e4e
+from nada_utils.invert.projection import Projection
+from nada_utils.models.generator_io import save_generator
+from nada_utils.weights import registry
 
 TINY = {"w_dim": 32, "widths": (16, 16, 32, 32)}  # 8 styles match the 32 px tiny generator (num_ws 8, w_dim 32)
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nada_utils import evaluation as ev
-from nada_utils.checkpoint import list_checkpoints, save_checkpoint
+from nada_utils.adapt.checkpoint import list_checkpoints, save_checkpoint
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.run_dir import read_evals
+from nada_utils.adapt.trainer import train
 from nada_utils.cli import main
-from nada_utils.config import make_config
-from nada_utils.run_dir import read_evals
-from nada_utils.trainer import train
+from nada_utils.measure import evaluation as ev
 
 
 def test_pairwise_distance():
@@ -67,7 +67,7 @@ def test_protected_checkpoint_survives_rotation(tmp_path):
 
 
 def test_training_evaluates_every_checkpoint_and_keeps_the_best(tmp_path, monkeypatch):
-    import nada_utils.trainer as trainer
+    import nada_utils.adapt.trainer as trainer
 
     monkeypatch.setattr(trainer, "best_step", lambda rows: (5, "test"))  # pretend the first one is best
     run = tmp_path / "run"
@@ -144,7 +144,7 @@ def test_eval_samples_is_checked():
 
 def test_directional_metric_matches_the_training_loss():
     """`directional` on held-out z is 1 - the directional loss training minimises."""
-    from nada_utils.losses import directional_loss
+    from nada_utils.adapt.losses import directional_loss
 
     torch.manual_seed(0)
     f, a = torch.randn(5, 8), torch.randn(5, 8)
@@ -155,8 +155,8 @@ def test_directional_metric_matches_the_training_loss():
 
 def test_face_distances_join_the_row(monkeypatch):
     """With --faces, dlib's distances (a stand-in here: CI has no dlib) are summarised over all chunks."""
-    import nada_utils.face_descriptors as fd
-    from nada_utils.trainer import setup_from_config
+    import nada_utils.measure.face_descriptors as fd
+    from nada_utils.adapt.trainer import setup_from_config
 
     monkeypatch.setattr(fd, "face_descriptor_distances", lambda a, b: [0.3 if i % 2 else None for i in range(len(a))])
     setup = setup_from_config(make_config("tiny", templates=False), torch.device("cpu"))

@@ -7,12 +7,11 @@ import types
 
 import numpy as np
 import pytest
+from dlib_stand_in import FakeRect
 from PIL import Image
 
-from nada_utils import face_align as fa
 from nada_utils.errors import NadaError
-
-from dlib_stand_in import FakeRect
+from nada_utils.models import face_align as fa
 
 # dlib's mean face for its 5-point model (interpolation.h), in dlib's point order, and the 68-point
 # mean face's mouth corners (points 48 and 54) in the same unit frame.

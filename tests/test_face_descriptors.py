@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from nada_utils import face_descriptors as fd
-from nada_utils.errors import NadaError
-
 from dlib_stand_in import FakeRect
+
+from nada_utils.errors import NadaError
+from nada_utils.measure import face_descriptors as fd
 
 
 @pytest.fixture(autouse=True)

@@ -5,13 +5,12 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
-
-from nada_utils import NadaError, load_generator
-from nada_utils.safe_pickle import restricted_load
-
-from conftest import make_tiny_generator
 from nvlabs_fixtures import fake_nvlabs_modules, nvlabs_pickle_bytes, rosinality_to_nvlabs, tf_pickle_bytes
 from reference_impls import nv_mapping, nv_synthesis
+
+from conftest import make_tiny_generator
+from nada_utils import NadaError, load_generator
+from nada_utils.weights.safe_pickle import restricted_load
 
 
 def rel_err(a, b):

@@ -4,9 +4,14 @@ import pytest
 import torch
 
 from nada_utils import NadaError
-from nada_utils.freezing import (layers_for_ws_indices, parse_layer_spec, set_trainable, static_layers,
-                                 ws_index_table)
-from nada_utils.stylegan2 import Generator, default_channels
+from nada_utils.adapt.freezing import (
+    layers_for_ws_indices,
+    parse_layer_spec,
+    set_trainable,
+    static_layers,
+    ws_index_table,
+)
+from nada_utils.models.stylegan2 import Generator, default_channels
 
 
 def small_G(res):

@@ -21,10 +21,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nada_utils.config import make_config
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.run_dir import LOCK_NAME, read_jsonl
+from nada_utils.adapt.trainer import train
 from nada_utils.fileio import TMP_MARK
-from nada_utils.run_dir import LOCK_NAME, read_jsonl
-from nada_utils.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 KILL_POINTS = Path(__file__).resolve().parent / "kill_points.py"

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from nada_utils.cli import main
-from nada_utils.generator_io import load_generator, save_generator
 from nada_utils.images import save_image
-from nada_utils.mini_world.metrics import held_out_z
 from nada_utils.mini_world.renderer import render, scene_from_z
+from nada_utils.models.generator_io import load_generator, save_generator
+from nada_utils.models.rendering import held_out_z
 
 MINI = ["--generator", "mini-photo", "--clip", "mini-clip", "--device", "cpu"]
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from nada_utils import NadaError
-from nada_utils.clip_guide import ClipGuide
-from nada_utils.clip_models import make_tiny_clip
-from nada_utils.losses import CLIP_MEAN, CLIP_STD, clip_preprocess, directional_loss, global_loss, l2_regulariser, unit_direction
-from nada_utils.prompt_templates import IMAGENET_TEMPLATES
+from nada_utils.adapt.clip_guide import ClipGuide
+from nada_utils.adapt.losses import directional_loss, global_loss, l2_regulariser, unit_direction
+from nada_utils.adapt.prompt_templates import IMAGENET_TEMPLATES
+from nada_utils.models.clip_arch import CLIP_MEAN, CLIP_STD, clip_preprocess, make_tiny_clip
 
 S = 1 / math.sqrt(2)
 

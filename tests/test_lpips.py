@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_generator
-from nada_utils import registry
-from nada_utils.lpips import LPIPS, load_lpips
-from nada_utils.projection import project
+from nada_utils.invert.projection import project
+from nada_utils.models.lpips import LPIPS, load_lpips
+from nada_utils.weights import registry
 
 
 def random_weights(seed=0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from nada_utils.memory import tensor_bytes, track_memory
+from nada_utils.experiments.memory import tensor_bytes, track_memory
 
 B, D = 128, 64
 A = B * D * 4  # one fp32 activation (B, D)

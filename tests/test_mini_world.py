@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from nada_utils import load_clip, load_generator
-from nada_utils.config import PRESETS, make_config
-from nada_utils.mini_world.metrics import domain_shares, gap_closed, held_out_z, structure
+from nada_utils.adapt.config import PRESETS, make_config
+from nada_utils.adapt.trainer import train
+from nada_utils.mini_world.metrics import domain_shares, gap_closed, structure
 from nada_utils.mini_world.renderer import DOMAINS, SCENE_DIM, describe, render, scene_from_z
-from nada_utils.trainer import train
+from nada_utils.models.rendering import held_out_z
 
 
 def scenes(n, seed=0):

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from nada_utils import notebook as nb
-from nada_utils.config import make_config
+from nada_utils.adapt.config import make_config
 from nada_utils.errors import NadaError
 from nada_utils.images import png_bytes
-from nada_utils.rendering import render_seeds
+from nada_utils.models.rendering import render_seeds
 
 
 @pytest.fixture

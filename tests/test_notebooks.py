@@ -9,13 +9,13 @@ reinstalls torch or clones a repository.
 import ast
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
+from nada_utils.adapt.config import TrainConfig, make_config
 from nada_utils.cli import main
-from nada_utils.config import TrainConfig, make_config
 from nada_utils.errors import NadaError
 from nada_utils.notebook.controls import TrainControls, layer_spec, split_spec
 

@@ -5,8 +5,8 @@ import torch
 
 from conftest import make_tiny_generator
 from nada_utils.errors import NadaError
-from nada_utils.generator_io import load_generator
-from nada_utils.projection import project, psnr
+from nada_utils.invert.projection import project, psnr
+from nada_utils.models.generator_io import load_generator
 
 
 @pytest.fixture(scope="module")

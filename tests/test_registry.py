@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nada_utils import registry
 from nada_utils.errors import NadaError
+from nada_utils.weights import registry
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -114,7 +114,7 @@ def test_mirror_url(monkeypatch):
 
 @pytest.mark.parametrize("name", ["mini-photo", "mini-clip"])
 def test_bundled_files_ship_and_match_their_checksums(name):
-    from nada_utils.download import fetch, sha256_file
+    from nada_utils.weights.download import fetch, sha256_file
 
     spec = registry.REGISTRY[name]
     path = fetch(name)

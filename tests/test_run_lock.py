@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from nada_utils.config import make_config
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.run_dir import run_lock
+from nada_utils.adapt.trainer import train
 from nada_utils.errors import NadaError
-from nada_utils.run_dir import run_lock
-from nada_utils.trainer import train
 
 
 def tiny_cmd(run, *extra):
@@ -33,7 +33,7 @@ def test_a_second_trainer_is_refused(tmp_path):
 
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nada_utils.run_dir import run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nada_utils.adapt.run_dir import run_lock\n"
                                f"with run_lock({str(run)!r}):\n    print('locked', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"

@@ -5,13 +5,21 @@ import json
 import pytest
 from PIL import Image
 
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.trainer import train
 from nada_utils.cli import main
-from nada_utils.config import make_config
 from nada_utils.errors import NadaError
-from nada_utils.generator_io import load_generator
-from nada_utils.study import (default_strategies, export_results, main_metric, run_study, slug, study_strategies,
-                              study_table, write_study)
-from nada_utils.trainer import train
+from nada_utils.experiments.study import (
+    default_strategies,
+    export_results,
+    main_metric,
+    run_study,
+    slug,
+    study_strategies,
+    study_table,
+    write_study,
+)
+from nada_utils.models.generator_io import load_generator
 
 
 def quiet(message):

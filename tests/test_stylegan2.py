@@ -2,12 +2,11 @@
 
 import pytest
 import torch
-
-from nada_utils import load_generator, save_generator
-from nada_utils.stylegan2 import Generator, default_channels, style_mix
+from reference_impls import ros_mapping, ros_synthesis
 
 from conftest import make_tiny_generator
-from reference_impls import ros_mapping, ros_synthesis
+from nada_utils import load_generator, save_generator
+from nada_utils.models.stylegan2 import Generator, default_channels, style_mix
 
 
 def rel_err(out, ref):

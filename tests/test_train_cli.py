@@ -3,7 +3,7 @@
 import pytest
 
 from nada_utils.cli import main
-from nada_utils.identity import IRSE50, load_identity_loss
+from nada_utils.models.identity import IRSE50, load_identity_loss
 
 
 def run_cli(capsys, *argv):
@@ -73,7 +73,6 @@ def test_irse50_has_the_published_layout():
 
 def test_conditional_generator_is_refused_cleanly(tmp_path, capsys):
     from conftest import make_tiny_generator
-
     from nada_utils import save_generator
 
     save_generator(make_tiny_generator(c_dim=10), tmp_path / "cond.pt")

@@ -9,10 +9,10 @@ import re
 import pytest
 import torch
 
-from nada_utils.config import make_config
-from nada_utils.generator_io import load_generator
-from nada_utils.run_dir import read_log
-from nada_utils.trainer import train
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.run_dir import read_log
+from nada_utils.adapt.trainer import train
+from nada_utils.models.generator_io import load_generator
 
 
 def weights(path):

@@ -5,11 +5,18 @@ import json
 import pytest
 import torch
 
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.trainer import sample_latents, setup_from_config, train
+from nada_utils.adapt.training_step import (
+    GPU_DEFAULT,
+    StepSettings,
+    forward_losses,
+    parse_fast,
+    precision,
+    prepare_fast,
+)
 from nada_utils.cli import main
-from nada_utils.config import make_config
 from nada_utils.errors import NadaError
-from nada_utils.trainer import sample_latents, setup_from_config, train
-from nada_utils.training_step import GPU_DEFAULT, StepSettings, forward_losses, parse_fast, precision, prepare_fast
 
 
 def tiny_setup():
@@ -106,7 +113,7 @@ def test_training_with_checkpointing_ends_where_plain_training_ends(tmp_path):
 
 
 def test_flop_count_of_grouped_convolutions():
-    from nada_utils.bench import count_flops
+    from nada_utils.experiments.bench import count_flops
 
     x = torch.randn(1, 8, 16, 16, requires_grad=True)
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
@@ -117,7 +124,7 @@ def test_flop_count_of_grouped_convolutions():
 
 
 def test_memory_estimate_shrinks_with_checkpointing():
-    from nada_utils.bench import _config, estimate_step
+    from nada_utils.experiments.bench import _config, estimate_step
 
     cfg = _config(64, 2, ("tiny",), "all", torch.device("cpu"), "none")
     plain, recompute = estimate_step(cfg), estimate_step(cfg, checkpointing=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import NadaError
-from .fileio import atomic_torch_save
-from .safe_pickle import load_pt
+from nada_utils.errors import NadaError
+from nada_utils.fileio import atomic_torch_save
+from nada_utils.weights.safe_pickle import load_pt
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"step_(\d{6,})\.pt")

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .clip_models import import_clip
-from .errors import NadaError
-from .losses import clip_preprocess, directional_loss, global_loss, unit_direction
-from .prompt_templates import IMAGENET_TEMPLATES
+from nada_utils.adapt.losses import directional_loss, global_loss, unit_direction
+from nada_utils.adapt.prompt_templates import IMAGENET_TEMPLATES
+from nada_utils.errors import NadaError
+from nada_utils.models.clip_arch import clip_preprocess, import_clip
 
 
 def tokenize(texts: list[str], device) -> torch.Tensor:

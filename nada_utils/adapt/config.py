@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
 RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast", "eval_samples")
@@ -91,14 +91,14 @@ class TrainConfig:
                 raise NadaError(message)
         import torch
 
-        from .ground_truth import check_ground_truth
-        from .training_step import parse_fast
+        from nada_utils.adapt.training_step import parse_fast
+        from nada_utils.measure.ground_truth import check_ground_truth
 
         parse_fast(self.fast, torch.device("cpu"))  # the names are checked here; what "auto" means, at run time
 
         check_ground_truth(self.ground_truth)
         if self.style_images is None:
-            from .clip_guide import check_prompts
+            from nada_utils.adapt.clip_guide import check_prompts
 
             self.source_text, self.target_text = check_prompts(self.source_text, self.target_text,
                                                               templates=self.templates)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import NadaError
-from .stylegan2 import Generator
+from nada_utils.errors import NadaError
+from nada_utils.models.stylegan2 import Generator
 
 PHASES = ("texture", "shape", "no_fine", "shape_expanded", "all")
 DYNAMIC_KINDS = ("auto", "gradnorm")

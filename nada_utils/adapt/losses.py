@@ -9,29 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# CLIP's image normalisation (the same for every OpenAI model).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def clip_preprocess(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Differentiable CLIP input: `[N, 3, H, W]` in [-1, 1] -> `[N, 3, R, R]` normalised.
-
-    Same steps as CLIP's PIL pipeline, in torch so gradients reach the generator: [-1, 1] -> [0, 1],
-    bicubic resize of the short side to R (antialiased when shrinking), centre crop, mean/std.
-    """
-    x = (images + 1) / 2
-    h, w = x.shape[-2:]
-    scale = resolution / min(h, w)
-    size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
-    if (h, w) != size:
-        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=scale < 1)
-    top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-    x = x[..., top:top + resolution, left:left + resolution]
-    mean = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
 
 def directional_loss(emb_frozen: torch.Tensor, emb_train: torch.Tensor, direction: torch.Tensor, *, eps: float = 1e-4) -> torch.Tensor:
     """Batch mean of `1 - cos(ΔI, ΔT)` with ΔI = n(emb_train) - n(emb_frozen) (n: L2 normalisation).

@@ -19,10 +19,10 @@ import os
 import socket
 from pathlib import Path
 
-from .checkpoint import latest_checkpoint, list_checkpoints
-from .config import RESUMABLE_FIELDS, TrainConfig
-from .errors import NadaError
-from .fileio import atomic_write_text
+from nada_utils.adapt.checkpoint import latest_checkpoint, list_checkpoints
+from nada_utils.adapt.config import RESUMABLE_FIELDS, TrainConfig
+from nada_utils.errors import NadaError
+from nada_utils.fileio import atomic_write_text
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -193,3 +193,42 @@ def run_lock(run_dir):
             path.unlink(missing_ok=True)  # a run that failed before writing anything leaves no folder
             run_dir.rmdir()
         f.close()  # closing the file releases the lock
+
+
+def adapted_generator_path(path_or_run_dir) -> tuple[Path, str | None]:
+    """(file to load, the frozen generator's source or None) for a run dir, a checkpoint or generator.pt.
+
+    A run dir gives its `generator.pt`, or its newest checkpoint while training is unfinished.
+    """
+    path = Path(os.path.expanduser(str(path_or_run_dir)))
+    run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    frozen = None
+    if (run_dir / "config.json").is_file():
+        try:
+            frozen = json.loads((run_dir / "config.json").read_text()).get("generator")
+        except (OSError, ValueError):
+            frozen = None
+    if path.is_dir():
+        if (path / "generator.pt").is_file():
+            return path / "generator.pt", frozen
+        ckpt = latest_checkpoint(path)
+        if ckpt is None:
+            raise NadaError(f"{path} holds no generator.pt and no checkpoint; train first or pass a .pt file")
+        return ckpt, frozen
+    if not path.is_file():
+        raise NadaError(f"checkpoint not found: {path}; pass a run directory, a checkpoint or a generator .pt")
+    return path, frozen
+
+
+def frozen_of(parents, given=None, *, default: str | None = None) -> str:
+    """The frozen generator for adapted runs: `given`, else the one their config.json files name, else `default`."""
+    if given:
+        return str(given)
+    parents = {p for p in parents if p}
+    if len(parents) == 1:
+        return parents.pop()
+    if not parents and default:
+        return default
+    raise NadaError("cannot tell which generator these runs were adapted from "
+                    + (f"(they name {sorted(parents)})" if parents else "(no config.json beside them)")
+                    + "; name the frozen generator (--generator in the CLI, frozen= in notebooks), e.g. ffhq-1024")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .freezing import layers_for_ws_indices, parameters_of
+from nada_utils.adapt.freezing import layers_for_ws_indices, parameters_of
 
 
 def auto_select(G_train, ws: torch.Tensor, global_loss_fn, *, k: int, iters: int = 1, lr: float = 0.01,

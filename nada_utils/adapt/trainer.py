@@ -18,20 +18,20 @@ from typing import Callable
 
 import torch
 
-from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
-from .clip_guide import ClipGuide
-from .config import TrainConfig
-from .devices import resolve_device, tune_cpu_allocator
-from .errors import NadaError
-from .freezing import parse_layer_spec, selectable_layers, set_trainable, static_layers
-from .fileio import atomic_write_text
-from .generator_io import save_generator
-from .images import image_grid, load_image_folder, save_image
-from .run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
-from .evaluation import best_step, write_evaluation
-from .selection import select_layers
-from .stylegan2 import style_mix, z_from_seeds
-from .training_step import StepSettings, as_floats, backward_step, parse_fast, precision, prepare_fast
+from nada_utils.adapt.checkpoint import checkpoint_dir, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from nada_utils.adapt.clip_guide import ClipGuide
+from nada_utils.adapt.config import TrainConfig
+from nada_utils.adapt.freezing import parse_layer_spec, selectable_layers, set_trainable, static_layers
+from nada_utils.adapt.run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
+from nada_utils.adapt.selection import select_layers
+from nada_utils.adapt.training_step import StepSettings, as_floats, backward_step, parse_fast, precision, prepare_fast
+from nada_utils.devices import resolve_device, tune_cpu_allocator
+from nada_utils.errors import NadaError
+from nada_utils.fileio import atomic_write_text
+from nada_utils.images import image_grid, load_image_folder, save_image
+from nada_utils.measure.evaluation import best_step, write_evaluation
+from nada_utils.models.generator_io import save_generator
+from nada_utils.models.stylegan2 import style_mix, z_from_seeds
 
 
 @dataclass
@@ -49,9 +49,9 @@ class Setup:
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
                 style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None]) -> Setup:
     """Load the generators and CLIP models and compute the target directions (text, or style images)."""
-    from .clip_models import load_clip
-    from .generator_io import load_generator
-    from .identity import load_identity_loss
+    from nada_utils.models.clip_models import load_clip
+    from nada_utils.models.generator_io import load_generator
+    from nada_utils.models.identity import load_identity_loss
 
     G_frozen = load_generator(generator, device=device)
     if G_frozen.c_dim:
@@ -239,7 +239,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
 
     evaluator = None
     if cfg.eval_samples:
-        from .evaluation import Evaluator
+        from nada_utils.measure.evaluation import Evaluator
 
         evaluator = Evaluator(G_frozen, guide, directions, setup.global_targets, n=cfg.eval_samples,
                               ground_truth=cfg.ground_truth)
@@ -328,10 +328,11 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         samples(cfg.steps)
         checkpoint(cfg.steps)
     if evaluator is not None:
-        for path in write_evaluation(run_dir, read_evals(run_dir), judge=list(cfg.clip_models))[1]:
+        for path in write_evaluation(run_dir, read_evals(run_dir), checkpoints=checkpoint_dir(run_dir),
+                                     judge=list(cfg.clip_models))[1]:
             saved(path)
     if cfg.ground_truth:
-        from .ground_truth import evaluate_ground_truth
+        from nada_utils.measure.ground_truth import evaluate_ground_truth
 
         metrics = evaluate_ground_truth(cfg.ground_truth, G_frozen, G_train)
         saved(atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n"))

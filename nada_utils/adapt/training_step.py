@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import NadaError
-from .losses import l2_regulariser
+from nada_utils.adapt.losses import l2_regulariser
+from nada_utils.errors import NadaError
 
 FAST_PATHS = ("tf32", "bf16", "channels_last", "checkpoint", "compile")
 # bf16 is left out of "auto": it was never checked on a GPU that adaptation is as good with it.

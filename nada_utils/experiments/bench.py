@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .devices import resolve_device, tune_cpu_allocator
+from nada_utils.devices import resolve_device, tune_cpu_allocator
 
 MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
 
@@ -63,7 +63,7 @@ class MatmulProbe:
         self.sample(3)  # warm up the BLAS
 
     def sample(self, count: int = 3) -> None:
-        from .training_step import precision
+        from nada_utils.adapt.training_step import precision
 
         with precision(("tf32",) if self.tf32 else ()):
             for _ in range(count):
@@ -79,14 +79,14 @@ class MatmulProbe:
 
 
 def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: torch.device, fast: str):
-    from .config import make_config
+    from nada_utils.adapt.config import make_config
 
     return make_config(None, generator=f"random:{size}", clip_models=tuple(f"random:{m}" for m in clip),
                        clip_weights=(1.0,) * len(clip), layers=layers, batch=batch, device=str(device), fast=fast)
 
 
 def _setup(cfg, device: torch.device):
-    from .trainer import layer_plan, setup_from_config
+    from nada_utils.adapt.trainer import layer_plan, setup_from_config
 
     setup = setup_from_config(cfg, device)
     spec, candidates, optimizer = layer_plan(setup.G_train, cfg)
@@ -95,8 +95,8 @@ def _setup(cfg, device: torch.device):
 
 def _step_fn(setup, optimizer, candidates, cfg, fast: tuple[str, ...], device: torch.device, *, seed: int = 0):
     """One training step exactly as the trainer runs it (without logging), on fresh latents each call."""
-    from .trainer import sample_latents
-    from .training_step import StepSettings, backward_step
+    from nada_utils.adapt.trainer import sample_latents
+    from nada_utils.adapt.training_step import StepSettings, backward_step
 
     sampler = torch.Generator().manual_seed(seed)
     settings = StepSettings(truncation=cfg.truncation, fast=fast, train_mapping="mapping" in candidates)
@@ -138,7 +138,7 @@ def count_flops(fn: Callable[[], None]) -> int:
 
 def estimate_step(cfg, *, checkpointing: bool = False) -> dict:
     """FLOPs and estimated peak memory of one training step, from a twin of the models on `meta`."""
-    from .memory import tensor_bytes, track_memory
+    from nada_utils.experiments.memory import tensor_bytes, track_memory
 
     meta = torch.device("meta")
     setup, _, candidates, optimizer = _setup(cfg, meta)
@@ -157,8 +157,8 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
               device: str = "auto", fast: str = "none", steps: int = 5, warmup: int = 2,
               log: Callable[[str], None] = print) -> dict:
     """Time, count and compare one configuration; returns a JSON-safe dict (see the module docstring)."""
-    from .selection import select_layers
-    from .training_step import parse_fast, prepare_fast, precision
+    from nada_utils.adapt.selection import select_layers
+    from nada_utils.adapt.training_step import parse_fast, precision, prepare_fast
 
     dev = resolve_device(device)
     if dev.type == "cpu":
@@ -200,7 +200,7 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
         result["peak_memory_measured"] = torch.cuda.max_memory_allocated(dev)
 
     if spec.dynamic:
-        from .trainer import sample_latents
+        from nada_utils.adapt.trainer import sample_latents
 
         sampler = torch.Generator().manual_seed(1)
         G = setup.G_frozen

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .config import TrainConfig
-from .errors import NadaError
-from .fileio import atomic_write_text, copy_atomic
-from .freezing import PHASES, synthesis_blocks
-from .run_dir import check_resume, has_results, is_finished, read_config, read_log, run_exists
+from nada_utils.adapt.config import TrainConfig
+from nada_utils.adapt.freezing import PHASES, synthesis_blocks
+from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, read_log, run_exists
+from nada_utils.errors import NadaError
+from nada_utils.fileio import atomic_write_text, copy_atomic
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
 METRICS = ("gap_closed", "structure", "structure_frozen", "target_share", "loss_end")
@@ -40,7 +40,7 @@ def study_strategies(base: TrainConfig, text: str = "", *, fast: bool = False) -
     specs = [s for s in text.replace(";", " ").split() if s]
     if specs:
         return specs
-    from .generator_io import load_generator
+    from nada_utils.models.generator_io import load_generator
 
     return default_strategies(load_generator(base.generator), fast=fast)
 
@@ -77,9 +77,9 @@ def run_study(base: TrainConfig, strategies, root, *, progress: bool = True, log
     A finished run whose config matches is reused; an unfinished one resumes. A run dir holding a
     different config is an error (choose another root). `sync_root`: mirror each run there (Drive).
     """
-    from .freezing import parse_layer_spec
-    from .generator_io import load_generator
-    from .trainer import train
+    from nada_utils.adapt.freezing import parse_layer_spec
+    from nada_utils.adapt.trainer import train
+    from nada_utils.models.generator_io import load_generator
 
     root = Path(root)
     strategies = list(strategies)
@@ -130,7 +130,7 @@ def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = Tru
 
     `paths=False` leaves the machine's run paths out of study.json (for files that are committed).
     """
-    from .plots import plot_study
+    from nada_utils.measure.plots import plot_study
 
     out_dir = Path(out_dir)
     if not paths:

@@ -1,6 +1,6 @@
 """e4e ("encoder4editing", Tov et al. 2021): a feed-forward encoder from an FFHQ image to W+ codes.
 
-Optimisation-based projection (`nada_utils.projection`) takes minutes per image; e4e takes one forward
+Optimisation-based projection (`nada_utils.invert.projection`) takes minutes per image; e4e takes one forward
 pass and lands in a well-behaved region of W+, which is what editing a real face needs. The modules
 carry e4e's own names (`input_layer`, `body`, `styles`, `latlayer1/2`) so the `encoder.*` weights of
 the published `e4e_ffhq_encode.pt` load strictly. Its decoder is ignored: we render with our own G.
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import NadaError
-from .identity import IRSE50, BottleneckIRSE
-from .projection import Projection
-from .stylegan2 import EqualLinear
+from nada_utils.errors import NadaError
+from nada_utils.invert.projection import Projection
+from nada_utils.models.identity import IRSE50, BottleneckIRSE
+from nada_utils.models.stylegan2 import EqualLinear
 
 COARSE, MIDDLE = 3, 7  # style indices from which e4e reads the 32 px and the 64 px feature maps
 C1, C2, C3 = 6, 20, 23  # last units of stages 2-4 (unit 2 ends stage 1): the 64, 32, 16 px maps at 256 px input
@@ -118,8 +118,8 @@ def encoder_from_checkpoint(obj, *, name: str = "the checkpoint") -> E4EEncoder:
 
 def load_e4e(source="e4e-ffhq", *, device="cpu") -> E4EEncoder:
     """The e4e encoder from a registry name or a file path. It never downloads; a missing file says how."""
-    from . import registry
-    from .safe_pickle import load_pt
+    from nada_utils.weights import registry
+    from nada_utils.weights.safe_pickle import load_pt
 
     path = Path(source)
     if not path.is_file():

@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from .errors import NadaError
-from .projection import Projection, loss_name, project, reconstruction_metrics
+from nada_utils.errors import NadaError
+from nada_utils.invert.projection import Projection, loss_name, project, reconstruction_metrics
 
 LOSSES = ("auto", "lpips", "clip", "pixel")
 
@@ -39,8 +39,8 @@ def perceptual_models(loss: str = "auto", clip: str | None = "ViT-B/32", *, devi
     `loss` "lpips" insists on LPIPS, "clip" uses the CLIP fallback, "pixel" plain MSE. With "auto" the
     CLIP model is only loaded when LPIPS is missing. The note says, in words, which loss was chosen.
     """
-    from . import load_clip
-    from .lpips import load_lpips
+    from nada_utils.models.clip_models import load_clip
+    from nada_utils.models.lpips import load_lpips
 
     if loss not in LOSSES:
         raise NadaError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -58,10 +58,10 @@ def perceptual_models(loss: str = "auto", clip: str | None = "ViT-B/32", *, devi
 
 def read_target(path, G, *, align: bool = False) -> torch.Tensor:
     """The image at `path` as `[1, 3, R, R]` for G: FFHQ-aligned with dlib when `align`, else centre-cropped."""
-    from .images import load_image, pil_to_tensor
+    from nada_utils.images import load_image, pil_to_tensor
 
     if align:
-        from .face_align import align_face
+        from nada_utils.models.face_align import align_face
 
         return pil_to_tensor(align_face(path, G.img_resolution), G.img_resolution)[None]
     return load_image(path, G.img_resolution)[None]
@@ -71,7 +71,7 @@ def invert_image(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w+
                  encoder=None, log: Callable[[str], None] | None = None) -> Inversion:
     """Invert `target` (`[1, 3, R, R]` in [-1, 1]) into G: the e4e `encoder` first when given, then `steps`
     of projection (starting from the encoder's ws, if any). `steps=0` needs an encoder."""
-    from .e4e import encode
+    from nada_utils.invert.e4e import encode
 
     if steps < 0 or (steps == 0 and encoder is None):
         raise NadaError(f"steps must be >= 1 (or >= 0 with an encoder), got {steps}")
@@ -95,7 +95,7 @@ def run_inversion(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w
                   log: Callable[[str], None] = print) -> Inversion:
     """`invert_image` with its models chosen by name: the e4e `encoder` (a registry name or path), and the
     loss (`perceptual_models`; plain pixels when `steps` is 0, as only the encoder runs). Says which loss."""
-    from .e4e import load_e4e
+    from nada_utils.invert.e4e import load_e4e
 
     enc = load_e4e(encoder, device=device) if encoder else None
     lpips, clip_model, note = perceptual_models(loss if steps else "pixel", clip, device=device)
@@ -119,7 +119,7 @@ def apply_adapted(inv: Inversion, adapted: dict) -> Inversion:
 
 def side_by_side(inv: Inversion) -> torch.Tensor:
     """One `[3, H, W]` strip: input, reconstruction, then each adapted render."""
-    from .images import image_grid
+    from nada_utils.images import image_grid
 
     rows = [inv.image, inv.reconstruction, *inv.renders.values()]
     return image_grid(torch.cat([r.cpu() for r in rows]), nrow=len(rows))
@@ -127,8 +127,8 @@ def side_by_side(inv: Inversion) -> torch.Tensor:
 
 def save_inversion(inv: Inversion, out, *, extra: dict | None = None) -> Path:
     """Write input.png, reconstruction.png, adapted_i.png, side_by_side.png, latents.pt and metrics.json to `out`."""
-    from .fileio import atomic_torch_save, atomic_write_text
-    from .images import save_image
+    from nada_utils.fileio import atomic_torch_save, atomic_write_text
+    from nada_utils.images import save_image
 
     out = Path(out)
     save_image(inv.image[0].cpu(), out / "input.png")
@@ -145,7 +145,7 @@ def save_inversion(inv: Inversion, out, *, extra: dict | None = None) -> Path:
 
 def load_latents(path) -> dict:
     """A `latents.pt` written by `save_inversion` (or `edit`): ws, noise, and the generator it belongs to."""
-    from .safe_pickle import load_pt
+    from nada_utils.weights.safe_pickle import load_pt
 
     data = load_pt(path)
     if not isinstance(data, dict) or not torch.is_tensor(data.get("ws")) or data["ws"].dim() != 3:

@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from .clip_guide import ClipGuide
-from .errors import NadaError
+from nada_utils.adapt.clip_guide import ClipGuide
+from nada_utils.errors import NadaError
 
 
 @dataclass
@@ -77,8 +77,8 @@ def edit_latent(G, ws: torch.Tensor, text: str, guide: ClipGuide, *, steps: int 
 
 def edit_models(clip: str, *, device="cpu", identity: bool = True) -> tuple[ClipGuide, object, str]:
     """(guide with the named CLIP, the identity loss or None, a line saying whether identity is used)."""
-    from . import load_clip
-    from .identity import load_identity_loss
+    from nada_utils.models.clip_models import load_clip
+    from nada_utils.models.identity import load_identity_loss
 
     guide = ClipGuide([(clip, load_clip(clip, device=device), 1.0)])
     loss, why = load_identity_loss(device=device) if identity else (None, "identity loss off")

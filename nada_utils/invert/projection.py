@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import NadaError
-from .losses import clip_preprocess
+from nada_utils.errors import NadaError
+from nada_utils.models.clip_arch import clip_preprocess
 
 
 @dataclass

@@ -19,10 +19,13 @@ A judge CLIP the run did not train with is the fairer judge: `evaluate --clip`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
-EVAL_SEED = 2_000_003  # held-out latents: training draws from its own sampler, seeded by the config
+from nada_utils.models.rendering import held_out_z
+
 CHUNK = 8  # images rendered at once (32 images of 1024 px at a time would need gigabytes)
 MIN_DIVERSITY_RATIO = 0.5
 GAIN_SHARE = 0.9
@@ -31,11 +34,6 @@ RULE = (f"among the checkpoints whose diversity is at least {MIN_DIVERSITY_RATIO
         "highest structure_clip")
 CLIP_KEYS = ("clip_target_adapted", "clip_target_frozen", "clip_gain", "directional", "diversity_adapted",
              "diversity_frozen", "diversity_ratio", "structure_clip")
-
-
-def held_out_z(n: int, z_dim: int) -> torch.Tensor:
-    """The evaluation latents: the same `n` z for every run and checkpoint of a generator."""
-    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(EVAL_SEED))
 
 
 def mean_pairwise_distance(emb: torch.Tensor) -> float:
@@ -100,13 +98,13 @@ class Evaluator:
         if len(per_clip) > 1:
             row["per_clip"] = per_clip
         if self.faces:
-            from .face_descriptors import face_descriptor_distances, summarize
+            from nada_utils.measure.face_descriptors import face_descriptor_distances, summarize
 
             distances = [d for z in chunks for d in face_descriptor_distances(
                 self.G_frozen(z, noise_mode="const").clamp(-1, 1).cpu(), G_train(z, noise_mode="const").clamp(-1, 1).cpu())]
             row.update(summarize(distances))
         if self.ground_truth:
-            from .ground_truth import evaluate_ground_truth
+            from nada_utils.measure.ground_truth import evaluate_ground_truth
 
             truth = evaluate_ground_truth(self.ground_truth, self.G_frozen, G_train)
             row.update({k: v for k, v in truth.items() if isinstance(v, float)})
@@ -140,14 +138,14 @@ def best_step(rows: list[dict]) -> tuple[int | None, str]:
                           f"the highest structure_clip ({best['structure_clip']:.4f}){note}")
 
 
-def evaluation_summary(rows: list[dict], run_dir=None, judge=None) -> dict:
-    """All evaluations of a run, the best checkpoint and the rule that chose it (evaluation.json)."""
+def evaluation_summary(rows: list[dict], checkpoints=None, judge=None) -> dict:
+    """All evaluations of a run, the best checkpoint and the rule that chose it (evaluation.json).
+
+    `checkpoints`: the run's checkpoint folder, to name the best checkpoint's file if it is still there."""
     step, why = best_step(rows)
     best = {"step": step, "why": why}
-    if run_dir is not None and step is not None:
-        from .checkpoint import checkpoint_dir
-
-        path = checkpoint_dir(run_dir) / f"step_{step:06d}.pt"
+    if checkpoints is not None and step is not None:
+        path = Path(checkpoints) / f"step_{step:06d}.pt"
         best["checkpoint"] = str(path) if path.is_file() else None
     out = {"best": best, "rule": RULE, "rows": sorted(rows, key=lambda r: r["step"])}
     if judge:
@@ -155,22 +153,22 @@ def evaluation_summary(rows: list[dict], run_dir=None, judge=None) -> dict:
     return out
 
 
-def write_evaluation(run_dir, rows: list[dict], *, judge=None) -> tuple[dict, list]:
+def write_evaluation(run_dir, rows: list[dict], *, checkpoints=None, judge=None) -> tuple[dict, list]:
     """Write RUN_DIR/evaluation.json and the plot of the metrics over steps, evaluation.png.
 
+    `checkpoints`: the run's checkpoint folder (see `evaluation_summary`).
     Returns (the summary written, the paths written)."""
     import json
-    from pathlib import Path
 
-    from .fileio import atomic_write_text
-    from .plots import plot_evaluation
+    from nada_utils.fileio import atomic_write_text
+    from nada_utils.measure.plots import plot_evaluation
 
     run_dir = Path(run_dir)
-    summary = evaluation_summary(rows, run_dir, judge)
+    summary = evaluation_summary(rows, checkpoints, judge)
     paths = [atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=2) + "\n")]
     if rows:
         paths.append(plot_evaluation(summary["rows"], summary["best"]["step"], run_dir / "evaluation.png",
-                                     title=run_dir.name))
+                                     title=run_dir.name, collapsed_below=MIN_DIVERSITY_RATIO))
     return summary, paths
 
 

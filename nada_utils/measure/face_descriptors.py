@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import NadaError
-from .face_align import INSTALL_HINT, five_point_model_path, import_dlib
-from .images import to_uint8
+from nada_utils.errors import NadaError
+from nada_utils.images import to_uint8
+from nada_utils.models.face_align import INSTALL_HINT, five_point_model_path, import_dlib
 
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 SAME_PERSON = 0.6  # dlib's threshold: descriptors closer than this are the same person

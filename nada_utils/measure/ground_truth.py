@@ -7,12 +7,12 @@ against them. The trainer calls `evaluate_ground_truth(name, ...)` at the end of
 
 from __future__ import annotations
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 
 def _mini_world(domain: str, G_frozen, G_train) -> dict:
-    from .mini_world.metrics import evaluate
-    from .mini_world.renderer import DOMAINS
+    from nada_utils.mini_world.metrics import evaluate
+    from nada_utils.mini_world.renderer import DOMAINS
 
     if domain not in DOMAINS:
         raise NadaError(f"mini-world has no domain {domain!r}; use one of {', '.join(DOMAINS)}")

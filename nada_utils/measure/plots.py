@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .fileio import atomic_open
-from .run_dir import read_log
+from nada_utils.fileio import atomic_open
 
 
 def _figure(width: float = 6.0, height: float = 3.5):
@@ -35,10 +34,8 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_losses(run_dir, out=None) -> Path:
-    """Loss per step of a run (and each CLIP model's directional term), raw and smoothed; `RUN_DIR/loss.png`."""
-    run_dir = Path(run_dir)
-    records = read_log(run_dir)
+def plot_losses(records: list[dict], out, *, title: str = "") -> Path:
+    """Loss per step of a run's log records (and each CLIP model's directional term), raw and smoothed."""
     fig = _figure()
     ax = fig.add_subplot()
     steps = [r["step"] for r in records]
@@ -51,11 +48,11 @@ def plot_losses(run_dir, out=None) -> Path:
                 label=f"directional {name}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(run_dir.name)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     if records:
         ax.legend(fontsize=8)
-    return _save(fig, out or run_dir / "loss.png")
+    return _save(fig, out)
 
 
 def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
@@ -98,8 +95,10 @@ EVALUATION_PANELS = (  # (metric, its frozen baseline or None, label)
 )
 
 
-def plot_evaluation(rows: list[dict], best: int | None, out, *, title: str = "") -> Path:
-    """One small panel per evaluation metric over steps; the chosen checkpoint is a dashed line."""
+def plot_evaluation(rows: list[dict], best: int | None, out, *, title: str = "",
+                    collapsed_below: float | None = None) -> Path:
+    """One small panel per evaluation metric over steps; the chosen checkpoint is a dashed line, and
+    the diversity ratio under which a checkpoint counts as collapsed (`collapsed_below`) a dotted one."""
     panels = [p for p in EVALUATION_PANELS if any(r.get(p[0]) is not None for r in rows)]
     cols = 2
     fig = _figure(8.0, 2.4 * ((len(panels) + cols - 1) // cols))
@@ -112,10 +111,8 @@ def plot_evaluation(rows: list[dict], best: int | None, out, *, title: str = "")
             ax.legend(fontsize=7)
         if best is not None:
             ax.axvline(best, color="C3", linestyle="--", linewidth=1)
-        if metric == "diversity_ratio":
-            from .evaluation import MIN_DIVERSITY_RATIO
-
-            ax.axhline(MIN_DIVERSITY_RATIO, color="0.6", linestyle=":", label="collapsed below")
+        if metric == "diversity_ratio" and collapsed_below is not None:
+            ax.axhline(collapsed_below, color="0.6", linestyle=":", label="collapsed below")
             ax.legend(fontsize=7)
         ax.set_title(label, fontsize=9)
         ax.tick_params(labelsize=7)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..evaluation import held_out_z  # held-out latents, never drawn by training
-from ..losses import clip_preprocess
-from .renderer import DOMAINS, render, scene_from_z
-from .spec import domain_prompt
-
+from nada_utils.mini_world.renderer import DOMAINS, render, scene_from_z
+from nada_utils.mini_world.spec import domain_prompt
+from nada_utils.models.clip_arch import clip_preprocess
+from nada_utils.models.rendering import held_out_z  # held-out latents, never drawn by training
 
 
 def _edges(images: torch.Tensor) -> torch.Tensor:
@@ -56,7 +55,7 @@ def domain_shares(clip_model, images: torch.Tensor) -> dict[str, float]:
 @torch.no_grad()
 def evaluate(G_frozen, G_train, domain: str, *, n: int = 128, clip_model=None) -> dict:
     """All mini-world metrics for `domain` over `n` held-out z; frozen baselines included."""
-    from ..clip_models import load_clip
+    from nada_utils.models.clip_models import load_clip
 
     device = next(G_train.parameters()).device
     z = held_out_z(n, G_frozen.z_dim).to(device)

@@ -12,7 +12,7 @@ import copy
 
 import torch
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 
 class GeneratorBlend:

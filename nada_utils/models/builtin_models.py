@@ -9,7 +9,11 @@ They show the mechanics only: random weights make no meaningful images.
 
 from __future__ import annotations
 
-from .errors import NadaError
+import torch
+
+from nada_utils.errors import NadaError
+from nada_utils.models.clip_arch import make_tiny_clip
+from nada_utils.models.stylegan2 import Generator, default_channels
 
 PREFIX = "random:"
 TINY_GENERATOR = dict(img_resolution=32, channel_multiplier=2, channel_max=32, n_mlp=2, w_dim=64, seed=0)
@@ -32,8 +36,6 @@ def is_builtin(name) -> bool:
 
 def builtin_generator(name: str):
     """`random:tiny` or `random:SIZE` (SIZE a power of two, 32-1024, config-f channels)."""
-    from .generator_io import random_generator
-
     kind = name[len(PREFIX):]
     if kind == "tiny":
         return random_generator(**TINY_GENERATOR)
@@ -44,11 +46,21 @@ def builtin_generator(name: str):
 
 def builtin_clip(name: str):
     """`random:tiny` (32 px input, 32-dim embeddings) or `random:ViT-B/32` etc. (the real architecture)."""
-    from .clip_models import make_tiny_clip
-
     kind = name[len(PREFIX):]
     if kind == "tiny":
         return make_tiny_clip(**TINY_CLIP)
     if kind in REAL_CLIPS:
         return make_tiny_clip(**REAL_CLIPS[kind], seed=0)
     raise NadaError(f"unknown built-in CLIP {name!r}; use random:tiny or random:MODEL with MODEL one of {', '.join(REAL_CLIPS)}")
+
+
+def random_generator(img_resolution: int, *, channel_multiplier: int = 2, channel_max: int = 512, n_mlp: int = 8,
+                     w_dim: int = 512, seed: int = 0) -> Generator:
+    """A generator with seeded random weights, for benchmarks and smoke tests of any size."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G = Generator(img_resolution, w_dim=w_dim, n_mlp=n_mlp,
+                      channels=default_channels(img_resolution, channel_multiplier, channel_max))
+        G.w_avg.copy_(G.estimate_w_avg(1024))
+    G.w_avg_source = "estimated from 1024 random z"
+    return G.eval().requires_grad_(False)

@@ -10,30 +10,21 @@ return `[N,embed_dim]` unnormalised embeddings.
 """
 
 import os
-import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 
-from nada_utils.builtin_models import builtin_clip, is_builtin
 from nada_utils.errors import NadaError
-from nada_utils.safe_pickle import load_pt, torchscript_tensors
+from nada_utils.models.builtin_models import builtin_clip, is_builtin
+from nada_utils.models.clip_arch import import_clip
+from nada_utils.weights.safe_pickle import load_pt, torchscript_tensors
 
 # Keys every CLIP state dict has, ViT or ResNet; build_model reads the text tower's shape from them.
 _CLIP_KEYS = ("visual.conv1.weight", "text_projection", "token_embedding.weight",
               "positional_embedding", "ln_final.weight")
 # OpenAI's traced archives store these scalars as tensors; they are not parameters of the eager model.
 _ARCHIVE_EXTRAS = ("input_resolution", "context_length", "vocab_size")
-
-
-def import_clip():
-    """Import `clip`, hiding the pkg_resources deprecation warning its import always triggers."""
-    with warnings.catch_warnings():
-        # clip 2.6.0 does `from pkg_resources import packaging`; the warning is about clip, not us.
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-        import clip
-    return clip
 
 
 def _first_line(exc: BaseException) -> str:
@@ -62,10 +53,10 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
     """
     if is_builtin(name_or_path):
         return builtin_clip(name_or_path).to(device)
-    from nada_utils import registry
+    from nada_utils.weights import registry
 
     if isinstance(name_or_path, str) and registry.REGISTRY.get(name_or_path) and registry.REGISTRY[name_or_path].kind == "clip":
-        from nada_utils.download import fetch
+        from nada_utils.weights.download import fetch
 
         name_or_path = str(fetch(name_or_path))
     clip = import_clip()
@@ -138,35 +129,3 @@ def _build(clip, state_dict: dict, shown: str) -> torch.nn.Module:
         raise NadaError(f"{shown} is not a CLIP checkpoint that clip.model.build_model can rebuild "
                         f"({type(exc).__name__}: {_first_line(exc)}); pass an unmodified CLIP checkpoint") from exc
     return model
-
-
-def make_tiny_clip(*, embed_dim: int = 32, image_resolution: int = 32, vision_width: int = 64,
-                   vision_layers: int = 2, vision_patch_size: int = 8, transformer_width: int = 64,
-                   transformer_layers: int = 2, seed: int = 0) -> torch.nn.Module:
-    """Make a tiny random ViT CLIP (float32, eval, frozen) for tests and smoke runs.
-
-    It keeps CLIP's vocabulary (49408) and context length (77) so `clip.tokenize` output fits, and
-    its state dict rebuilds to the same architecture through `clip.model.build_model`. Same seed,
-    same weights; the global RNG is left untouched.
-
-    Args:
-        embed_dim: size of the joint embedding, the last dim of `encode_image` / `encode_text`.
-        image_resolution: input side R; must be a multiple of `vision_patch_size`.
-        vision_width, transformer_width: multiples of 64, since build_model infers heads = width // 64.
-    """
-    for field, width in (("vision_width", vision_width), ("transformer_width", transformer_width)):
-        if width <= 0 or width % 64:
-            raise ValueError(f"{field}={width} must be a positive multiple of 64 (heads = width // 64)")
-    if image_resolution % vision_patch_size:
-        raise ValueError(f"image_resolution={image_resolution} must be a multiple of "
-                         f"vision_patch_size={vision_patch_size}")
-    clip = import_clip()
-    # CLIP initialises from the global RNG; seed a forked copy so callers' streams are not shifted.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = clip.model.CLIP(
-            embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
-            context_length=77, vocab_size=49408, transformer_width=transformer_width,
-            transformer_heads=transformer_width // 64, transformer_layers=transformer_layers,
-        )
-    return model.float().eval().requires_grad_(False)

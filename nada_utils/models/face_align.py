@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 INSTALL_HINT = ("face alignment and face metrics need dlib, an optional extra: pip install dlib-bin "
                 "face-recognition-models (or pip install 'nada[align]')")
@@ -187,7 +187,7 @@ def _open_rgb(image):
     """A PIL image, or a path to one (checked by `images.open_image`), as an upright RGB PIL image."""
     from PIL import ImageOps
 
-    from .images import open_image
+    from nada_utils.images import open_image
 
     if hasattr(image, "size") and hasattr(image, "convert"):
         return ImageOps.exif_transpose(image).convert("RGB")

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import torch
 
-from . import registry
-from .builtin_models import builtin_generator, is_builtin
-from .errors import NadaError
-from .fileio import atomic_torch_save
-from .formats import nvlabs_pickle_generator, nvlabs_to_rosinality, tf_pickle_generator, tf_to_rosinality
-from .safe_pickle import load_pt, restricted_load
-from .stylegan2 import Generator, default_channels
+from nada_utils.errors import NadaError
+from nada_utils.fileio import atomic_torch_save
+from nada_utils.models.builtin_models import builtin_generator, is_builtin
+from nada_utils.models.stylegan2 import Generator
+from nada_utils.weights import registry
+from nada_utils.weights.formats import (
+    nvlabs_pickle_generator,
+    nvlabs_to_rosinality,
+    tf_pickle_generator,
+    tf_to_rosinality,
+)
+from nada_utils.weights.safe_pickle import load_pt, restricted_load
 
 FORMAT_VERSION = 1
 
@@ -113,56 +118,13 @@ def _state_from_pkl(path: Path):
     return sd, w_avg, None
 
 
-def adapted_generator_path(path_or_run_dir) -> tuple[Path, str | None]:
-    """(file to load, the frozen generator's source or None) for a run dir, a checkpoint or generator.pt.
-
-    A run dir gives its `generator.pt`, or its newest checkpoint while training is unfinished.
-    """
-    import json
-
-    from .checkpoint import latest_checkpoint
-
-    path = Path(os.path.expanduser(str(path_or_run_dir)))
-    run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    frozen = None
-    if (run_dir / "config.json").is_file():
-        try:
-            frozen = json.loads((run_dir / "config.json").read_text()).get("generator")
-        except (OSError, ValueError):
-            frozen = None
-    if path.is_dir():
-        if (path / "generator.pt").is_file():
-            return path / "generator.pt", frozen
-        ckpt = latest_checkpoint(path)
-        if ckpt is None:
-            raise NadaError(f"{path} holds no generator.pt and no checkpoint; train first or pass a .pt file")
-        return ckpt, frozen
-    if not path.is_file():
-        raise NadaError(f"checkpoint not found: {path}; pass a run directory, a checkpoint or a generator .pt")
-    return path, frozen
-
-
-def frozen_of(parents, given=None, *, default: str | None = None) -> str:
-    """The frozen generator for adapted runs: `given`, else the one their config.json files name, else `default`."""
-    if given:
-        return str(given)
-    parents = {p for p in parents if p}
-    if len(parents) == 1:
-        return parents.pop()
-    if not parents and default:
-        return default
-    raise NadaError("cannot tell which generator these runs were adapted from "
-                    + (f"(they name {sorted(parents)})" if parents else "(no config.json beside them)")
-                    + "; name the frozen generator (--generator in the CLI, frozen= in notebooks), e.g. ffhq-1024")
-
-
 def resolve_source(source) -> Path:
     """A local path for a registry name (downloading it if needed) or an existing file path."""
     path = Path(os.path.expanduser(str(source)))
     if path.is_file():
         return path
     if str(source) in registry.REGISTRY:
-        from .download import fetch
+        from nada_utils.weights.download import fetch
 
         return fetch(str(source))
     if path.exists():
@@ -206,15 +168,3 @@ def generator_checkpoint(G: Generator) -> dict:
 def save_generator(G: Generator, path) -> Path:
     """Write G as a rosinality-format `.pt` (atomically) that other StyleGAN2 tools can load."""
     return atomic_torch_save(generator_checkpoint(G), path)
-
-
-def random_generator(img_resolution: int, *, channel_multiplier: int = 2, channel_max: int = 512, n_mlp: int = 8,
-                     w_dim: int = 512, seed: int = 0) -> Generator:
-    """A generator with seeded random weights, for benchmarks and smoke tests of any size."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        G = Generator(img_resolution, w_dim=w_dim, n_mlp=n_mlp,
-                      channels=default_channels(img_resolution, channel_multiplier, channel_max))
-        G.w_avg.copy_(G.estimate_w_avg(1024))
-    G.w_avg_source = "estimated from 1024 random z"
-    return G.eval().requires_grad_(False)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 
 class SEModule(nn.Module):
@@ -98,8 +98,8 @@ def load_identity_loss(path=None, *, device="cpu") -> tuple[IdentityLoss | None,
 
     It never downloads: a missing file gives the message with the command that fetches it.
     """
-    from . import registry
-    from .safe_pickle import load_pt
+    from nada_utils.weights import registry
+    from nada_utils.weights.safe_pickle import load_pt
 
     path = Path(path) if path else registry.local_path("ir-se50")
     if not path.is_file():

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 # VGG16's feature stack (torchvision's layout and indices); "M" is a 2x2 max-pool. Only up to relu5_3 is used.
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
@@ -75,8 +75,8 @@ def load_lpips(*, device="cpu", vgg16_path=None, heads_path=None) -> tuple[LPIPS
 
     It never downloads: a missing file gives the message with the command that fetches it.
     """
-    from . import registry
-    from .safe_pickle import load_pt
+    from nada_utils.weights import registry
+    from nada_utils.weights.safe_pickle import load_pt
 
     paths = [Path(vgg16_path) if vgg16_path else registry.local_path("vgg16"),
              Path(heads_path) if heads_path else registry.local_path("lpips-vgg")]

@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import NadaError
-from .stylegan2 import z_from_seeds
+from nada_utils.errors import NadaError
+from nada_utils.models.stylegan2 import z_from_seeds
+
+EVAL_SEED = 2_000_003  # held-out latents: training draws from its own sampler, seeded by the config
+
+
+def held_out_z(n: int, z_dim: int) -> torch.Tensor:
+    """The evaluation latents: the same `n` z for every run and checkpoint of a generator."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(EVAL_SEED))
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -2,17 +2,27 @@
 
 Notebooks hold no logic of their own: each cell is a call into these modules, which the tests
 exercise like the rest of the library.
+
+May import: anything in nada_utils but cli
 """
 
-from ..config import make_config
-from ..rendering import parse_seeds
-from ..study import run_study, study_strategies, study_table, write_study
-from .controls import TrainControls, layer_spec
-from .inversion import choose_image, edit_with_text, invert, mini_world_photo, show_inversion
-from .live import RunResult, export_generator, quick_run, show_evaluation, show_losses, train_live
-from .session import Session, fast_mode, setup
-from .viewers import (compare_grid, find_run, interpolation_view, load_adapted, save_interpolation, show_compare,
-                      show_study, truncation_view)
+from nada_utils.adapt.config import make_config
+from nada_utils.experiments.study import run_study, study_strategies, study_table, write_study
+from nada_utils.models.rendering import parse_seeds
+from nada_utils.notebook.controls import TrainControls, layer_spec
+from nada_utils.notebook.inversion import choose_image, edit_with_text, invert, mini_world_photo, show_inversion
+from nada_utils.notebook.live import RunResult, export_generator, quick_run, show_evaluation, show_losses, train_live
+from nada_utils.notebook.session import Session, fast_mode, setup
+from nada_utils.notebook.viewers import (
+                      compare_grid,
+                      find_run,
+                      interpolation_view,
+                      load_adapted,
+                      save_interpolation,
+                      show_compare,
+                      show_study,
+                      truncation_view,
+)
 
 __all__ = ["RunResult", "Session", "TrainControls", "choose_image", "compare_grid", "edit_with_text", "export_generator",
            "fast_mode", "find_run", "interpolation_view", "invert", "layer_spec", "load_adapted", "make_config",

@@ -7,9 +7,9 @@ by `TrainConfig` itself. Everything else in `cfg` (generator, CLIP models, batch
 
 from __future__ import annotations
 
-from ..config import TrainConfig
-from ..errors import NadaError
-from ..freezing import DYNAMIC_KINDS, PHASES
+from nada_utils.adapt.config import TrainConfig
+from nada_utils.adapt.freezing import DYNAMIC_KINDS, PHASES
+from nada_utils.errors import NadaError
 
 # Strategies offered in the dropdown: (label, spec prefix). Specs ending in ":" take K.
 STRATEGIES = [

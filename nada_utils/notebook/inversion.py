@@ -1,6 +1,6 @@
 """The inversion notebook's steps: pick an image, invert it, apply adapted generators, edit it with text.
 
-Each step is the library's own (`nada_utils.inversion`, `nada_utils.latent_edit`), the same code the
+Each step is the library's own (`nada_utils.invert.inversion`, `nada_utils.invert.latent_edit`), the same code the
 `invert` and `edit` commands run, plus display: images inline and the numbers in one line.
 """
 
@@ -11,10 +11,18 @@ from pathlib import Path
 
 import torch
 
-from ..errors import NadaError
-from ..images import image_grid, png_bytes, save_image
-from ..inversion import Inversion, apply_adapted, read_target, run_inversion, save_inversion, side_by_side, summary
-from .session import Session
+from nada_utils.errors import NadaError
+from nada_utils.images import image_grid, png_bytes, save_image
+from nada_utils.invert.inversion import (
+    Inversion,
+    apply_adapted,
+    read_target,
+    run_inversion,
+    save_inversion,
+    side_by_side,
+    summary,
+)
+from nada_utils.notebook.session import Session
 
 
 def _show(image: torch.Tensor, caption: str) -> None:
@@ -26,9 +34,9 @@ def _show(image: torch.Tensor, caption: str) -> None:
 
 def mini_world_photo(index: int = 0) -> str:
     """A held-out mini-world photo (drawn by the renderer, never by the generator) saved as a PNG; its path."""
-    from ..mini_world.metrics import held_out_z
-    from ..mini_world.renderer import render, scene_from_z
-    from ..mini_world.spec import MINI_GENERATOR
+    from nada_utils.mini_world.renderer import render, scene_from_z
+    from nada_utils.mini_world.spec import MINI_GENERATOR
+    from nada_utils.models.rendering import held_out_z
 
     scene = scene_from_z(held_out_z(index + 1, MINI_GENERATOR["z_dim"]))[index:]
     image = render(scene, "photo", MINI_GENERATOR["img_resolution"])[0]
@@ -85,7 +93,7 @@ def edit_with_text(inv: Inversion, text: str, G_frozen, G_adapted: dict, *, clip
                    save_to=None):
     """Move the inverted latent towards `text` (StyleCLIP optimisation); show before | edited for every generator;
     save the grid as `save_to`/IMAGE_NAME/edit.png."""
-    from ..latent_edit import before_after, edit_latent, edit_models
+    from nada_utils.invert.latent_edit import before_after, edit_latent, edit_models
 
     guide, identity, why = edit_models(clip, device=next(G_frozen.parameters()).device)
     print(why)

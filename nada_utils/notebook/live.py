@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import TrainConfig, make_config
-from ..errors import NadaError
-from ..run_dir import check_resume, has_results, is_finished, read_config, run_exists
-from .session import Session
+from nada_utils.adapt.config import TrainConfig, make_config
+from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, run_exists
+from nada_utils.errors import NadaError
+from nada_utils.notebook.session import Session
 
 
 @dataclass
@@ -25,7 +25,7 @@ class RunResult:
 
 def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = True) -> RunResult:
     """Train (or resume) run `name` with `cfg`; with `show`, the newest sample grid is displayed as it is written."""
-    from ..trainer import train
+    from nada_utils.adapt.trainer import train
 
     if not name or "/" in name or name.startswith("."):
         raise NadaError(f"bad run name {name!r}; use a plain folder name like 'sketch'")
@@ -79,9 +79,10 @@ def show_losses(run: RunResult) -> None:
     """Plot the run's loss per step (written to RUN_DIR/loss.png) and display it."""
     from IPython.display import Image, display
 
-    from ..plots import plot_losses
+    from nada_utils.adapt.run_dir import read_log
+    from nada_utils.measure.plots import plot_losses
 
-    path = plot_losses(run.run_dir)
+    path = plot_losses(read_log(run.run_dir), run.run_dir / "loss.png", title=run.run_dir.name)
     display(Image(filename=str(path)))
 
 
@@ -89,15 +90,16 @@ def show_evaluation(run: RunResult) -> dict:
     """Show every checkpoint's metrics (RUN_DIR/evaluation.png), their table, and the checkpoint to keep."""
     from IPython.display import Image, display
 
-    from ..evaluation import evaluation_summary, evaluation_table
-    from ..run_dir import read_evals
+    from nada_utils.adapt.checkpoint import checkpoint_dir
+    from nada_utils.adapt.run_dir import read_evals
+    from nada_utils.measure.evaluation import evaluation_summary, evaluation_table
 
     rows = read_evals(run.run_dir)
     if not rows:
         print("this run has no evaluations (eval_samples was 0); run: python -m nada_utils evaluate --run "
               f"{run.run_dir}")
         return {}
-    summary = evaluation_summary(rows, run.run_dir)
+    summary = evaluation_summary(rows, checkpoint_dir(run.run_dir))
     if (run.run_dir / "evaluation.png").is_file():
         display(Image(filename=str(run.run_dir / "evaluation.png")))
     best = summary["best"]
@@ -110,7 +112,7 @@ def show_evaluation(run: RunResult) -> dict:
 
 def export_generator(run: RunResult, session: Session, *, download: bool = False) -> Path:
     """Copy the adapted generator to `exports/NAME.pt` (on Drive when mirrored); in Colab, optionally download it."""
-    from ..fileio import copy_atomic
+    from nada_utils.fileio import copy_atomic
 
     dest = copy_atomic(run.generator, session.exports / f"{run.name}.pt")
     print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB): load_generator('{dest}'), or "

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import torch
 
-from ..blending import GeneratorBlend
-from ..errors import NadaError
-from ..generator_io import adapted_generator_path, frozen_of, load_generator
-from ..images import image_grid, png_bytes, save_image
-from ..rendering import render_seeds
-from .session import Session
+from nada_utils.adapt.run_dir import adapted_generator_path, frozen_of
+from nada_utils.errors import NadaError
+from nada_utils.images import image_grid, png_bytes, save_image
+from nada_utils.models.blending import GeneratorBlend
+from nada_utils.models.generator_io import load_generator
+from nada_utils.models.rendering import render_seeds
+from nada_utils.notebook.session import Session
 
 
 def find_run(source, session: Session) -> Path:
@@ -126,7 +127,7 @@ def show_study(rows: list[dict], out_dir, *, title: str = "") -> None:
     """Write the study's table, JSON and plot to `out_dir`, and display them with every setting's final grid."""
     from IPython.display import HTML, Image, Markdown, display
 
-    from ..study import study_table, write_study
+    from nada_utils.experiments.study import study_table, write_study
 
     paths = write_study(rows, out_dir, title=title)
     display(Markdown(study_table(rows)))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_write_text
-from nada_utils.registry import WeightSpec, get_spec, local_path, mirror_url
+from nada_utils.weights.registry import WeightSpec, get_spec, local_path, mirror_url
 
 _CHUNK = 1 << 20  # 1 MiB: large enough for speed, small enough for a smooth progress bar
 _HTML_PREFIXES = (b"<!doctype html", b"<html")

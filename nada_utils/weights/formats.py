@@ -17,8 +17,8 @@ import re
 import numpy as np
 import torch
 
-from .errors import NadaError
-from .safe_pickle import Opaque, PersistentObject
+from nada_utils.errors import NadaError
+from nada_utils.weights.safe_pickle import Opaque, PersistentObject
 
 
 def _t(x) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The weight registry: which pretrained files exist, where they come from and where they live.
 
-Pure data and path logic. Nothing here touches the network; `nada_utils.download` does the fetching.
+Pure data and path logic. Nothing here touches the network; `nada_utils.weights.download` does the fetching.
 A registry name can be used wherever a weight file is asked for; a plain file path works there too.
 """
 
@@ -145,7 +145,7 @@ _ENTRIES = [
     ),
 ]
 
-# LPIPS-VGG for inversion (nada_utils/lpips.py). The VGG16 digest's first 8 hex digits are the ones
+# LPIPS-VGG for inversion (nada_utils/models/lpips.py). The VGG16 digest's first 8 hex digits are the ones
 # torchvision puts in the file name; the heads are LPIPS v0.1's vgg.pth (the same bytes as in the lpips wheel).
 _ENTRIES += [
     WeightSpec(name="vgg16", filename="vgg16-397923af.pth", kind="vgg16-imagenet", gdrive_id=None,
@@ -222,7 +222,7 @@ def local_path(name: str) -> Path:
     """Return where the file for `name` lives: in the package if bundled, else in the cache (or put by hand)."""
     spec = get_spec(name)
     if spec.bundled:
-        return Path(__file__).resolve().parent / spec.bundled
+        return Path(__file__).resolve().parents[1] / spec.bundled  # bundled paths are relative to nada_utils/
     return cache_dir() / spec.filename
 
 

@@ -24,7 +24,7 @@ import zipfile
 
 import torch
 
-from .errors import NadaError
+from nada_utils.errors import NadaError
 
 
 class Opaque(dict):

@@ -27,14 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nada_utils import load_clip, load_generator  # noqa: E402
-from nada_utils.clip_guide import ClipGuide  # noqa: E402
+from nada_utils.adapt.clip_guide import ClipGuide  # noqa: E402
+from nada_utils.adapt.run_dir import adapted_generator_path  # noqa: E402
 from nada_utils.fileio import atomic_write_text  # noqa: E402
-from nada_utils.generator_io import adapted_generator_path  # noqa: E402
 from nada_utils.images import image_grid, save_image  # noqa: E402
-from nada_utils.inversion import apply_adapted, invert_image, perceptual_models  # noqa: E402
-from nada_utils.latent_edit import edit_latent  # noqa: E402
-from nada_utils.mini_world.metrics import gap_closed, held_out_z  # noqa: E402
+from nada_utils.invert.inversion import apply_adapted, invert_image, perceptual_models  # noqa: E402
+from nada_utils.invert.latent_edit import edit_latent  # noqa: E402
+from nada_utils.mini_world.metrics import gap_closed
 from nada_utils.mini_world.renderer import COLOURS, describe, render, scene_from_z  # noqa: E402
+from nada_utils.models.rendering import held_out_z  # noqa: E402
 
 
 def recoloured(scene: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -57,9 +58,9 @@ def main() -> int:
     args = p.parse_args()
 
     if args.adapted is None:
-        from nada_utils.config import make_config
-        from nada_utils.run_dir import is_finished, run_exists
-        from nada_utils.trainer import train
+        from nada_utils.adapt.config import make_config
+        from nada_utils.adapt.run_dir import is_finished, run_exists
+        from nada_utils.adapt.trainer import train
 
         args.adapted, cfg = "runs/mini-sketch", make_config("mini-sketch")
         if not is_finished(args.adapted, cfg.steps):

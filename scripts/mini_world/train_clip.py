@@ -6,7 +6,7 @@ Usage: python scripts/mini_world/train_clip.py --out nada_utils/mini_world/weigh
 It is a `clip.model.CLIP` with small dimensions (nada_utils/mini_world/spec.py), trained on
 random scenes drawn in photo, sketch, cartoon and night with captions such as "a pencil sketch of a
 circle". Images go through the same differentiable preprocessing that training uses
-(`losses.clip_preprocess`). The state dict is saved in float16, as OpenAI ships CLIP, and it loads
+(`clip_arch.clip_preprocess`). The state dict is saved in float16, as OpenAI ships CLIP, and it loads
 through `load_clip(path)` like a real CLIP.
 """
 
@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nada_utils.fileio import atomic_torch_save  # noqa: E402
-from nada_utils.losses import clip_preprocess  # noqa: E402
 from nada_utils.mini_world.renderer import DOMAINS, SCENE_DIM, describe, render  # noqa: E402
 from nada_utils.mini_world.spec import DOMAIN_CAPTIONS, MINI_CLIP, domain_prompt  # noqa: E402
+from nada_utils.models.clip_arch import clip_preprocess  # noqa: E402
 
 
 def batch(n, gen, rng, device, augment=True):

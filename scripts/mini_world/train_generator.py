@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nada_utils import save_generator  # noqa: E402
 from nada_utils.mini_world.renderer import render, scene_from_z  # noqa: E402
 from nada_utils.mini_world.spec import MINI_GENERATOR  # noqa: E402
-from nada_utils.stylegan2 import Generator  # noqa: E402
+from nada_utils.models.stylegan2 import Generator  # noqa: E402
 
 
 def export(G, out):

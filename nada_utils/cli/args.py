@@ -1,0 +1,32 @@
+"""Argument parsing shared by the commands: one error line instead of argparse's usage dump, and lists."""
+
+from __future__ import annotations
+
+import argparse
+
+from nada_utils.errors import NadaError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage plus a message; we keep the one-line contract
+        raise NadaError(f"{message} (see: python -m nada_utils {self.prog.split()[-1]} --help)")
+
+
+def floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    """A comma-separated list of numbers, e.g. --clip-weights 1.0,0.5."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise NadaError(f"bad {flag} {text!r}; give comma-separated numbers like 1.0,0.5") from None
+
+
+def names(text: str | None, flag: str) -> tuple[str, ...] | None:
+    """A comma-separated list of names, e.g. --clip ViT-B/32,ViT-B/16; an empty name is an error."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise NadaError(f"{flag} {text!r} has an empty name; give names separated by single commas, e.g. ViT-B/32,ViT-B/16")
+    return names

@@ -1,0 +1,188 @@
+"""Commands that adapt and measure: `train`, `study`, `evaluate`, `bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nada_utils.cli.args import floats, names
+from nada_utils.errors import NadaError
+
+
+def cmd_train(args) -> int:
+    from nada_utils.adapt.config import PRESETS, make_config
+    from nada_utils.adapt.trainer import train
+
+    explicit = dict(
+        generator=args.generator, clip_models=names(args.clip, "--clip"),
+        clip_weights=floats(args.clip_weights, "--clip-weights"), source_text=args.source, target_text=args.target,
+        style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb, auto_every=args.auto_every,
+        steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
+        id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
+        eval_samples=args.eval_samples)
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    if args.clip is not None and args.clip_weights is None:
+        explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
+    if args.resume:
+        if args.preset and args.preset not in PRESETS:
+            raise NadaError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+        # Re-running the same command with --resume must work: its settings equal the saved ones.
+        overrides = {**(PRESETS[args.preset] if args.preset else {}), **explicit}
+        out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet, sync_dir=args.sync_dir)
+    else:
+        out = train(make_config(args.preset, **explicit), args.out, progress=not args.quiet, sync_dir=args.sync_dir)
+    print(f"wrote {out}; samples in {Path(args.out) / 'samples'}, log in {Path(args.out) / 'log.jsonl'}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from nada_utils.adapt.config import make_config
+    from nada_utils.experiments.study import export_results, run_study, study_strategies, study_table, write_study
+
+    out = Path(args.out)
+    configs = [(preset, make_config(preset, steps=args.steps, device=args.device)) for preset in args.preset]
+    for preset, base in configs:
+        specs = args.layers or study_strategies(base)
+        title = f"{preset}, {base.steps} steps"
+        rows = run_study(base, specs, out / preset, progress=not args.quiet)
+        write_study(rows, out / preset, title=title)
+        print(f"\n{title}\n{study_table(rows)}\n(table, rows and plot in {out / preset})")
+        if args.results:
+            export_results(rows, Path(args.results) / preset)
+            write_study(rows, Path(args.results) / preset, title=title, paths=False)
+            print(f"final grids, metrics and configs copied to {Path(args.results) / preset}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from tqdm.auto import tqdm
+
+    from nada_utils.adapt.checkpoint import checkpoint_dir, list_checkpoints
+    from nada_utils.adapt.run_dir import adapted_generator_path, holds_run, read_config, read_evals
+    from nada_utils.adapt.trainer import setup_from_config
+    from nada_utils.devices import resolve_device
+    from nada_utils.measure.evaluation import Evaluator, evaluation_table, write_evaluation
+    from nada_utils.models.generator_io import load_generator
+
+    run_dir = Path(args.run)
+    if not holds_run(run_dir):
+        raise NadaError(f"{run_dir} is not a run directory (no config.json or checkpoints); pass the --out of a train run")
+    cfg = read_config(run_dir)
+    n = args.n if args.n is not None else cfg.eval_samples or 32
+    if n < 2:
+        raise NadaError(f"--n must be >= 2 (diversity compares pairs), got {n}")
+    clip = names(args.clip, "--clip") or tuple(cfg.clip_models)
+    own_judge = clip == tuple(cfg.clip_models) and not args.faces
+    checkpoints = list_checkpoints(run_dir)
+    if args.checkpoint is None and not checkpoints:
+        raise NadaError(f"{run_dir} has no checkpoints yet; evaluate once training has written one")
+    if args.faces:
+        from nada_utils.measure.face_descriptors import load_face_models
+
+        load_face_models()  # a missing extra fails here, before the models load
+    device = resolve_device(args.device)
+    setup = setup_from_config(cfg, device, judges=clip)
+    evaluator = Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=n, faces=args.faces,
+                          ground_truth=cfg.ground_truth)
+    if args.checkpoint:
+        path, _ = adapted_generator_path(args.checkpoint)
+        row = {"checkpoint": str(path), **evaluator(load_generator(path, device=device))}
+        print(json.dumps(row, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in row.items()))
+        return 0
+    # Evaluations written during training are reused when they were made the same way; they are the only
+    # record of checkpoints that training has since deleted.
+    rows = {r["step"]: r for r in read_evals(run_dir) if own_judge and r.get("n") == n}
+    on_disk = [(step, path) for step, path in checkpoints if step not in rows]
+    for step, path in tqdm(on_disk, desc="evaluate", unit="checkpoint", disable=args.json):
+        rows[step] = {"step": step, **evaluator(load_generator(path, device=device))}
+    rows = [rows[s] for s in sorted(rows)]
+    summary, written = write_evaluation(run_dir, rows, checkpoints=checkpoint_dir(run_dir), judge=list(clip))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    best = summary["best"]
+    print(evaluation_table(rows, best["step"]))
+    print(f"\nkeep step {best['step']}: {best['why']}" + (f"\n  {best['checkpoint']}" if best.get("checkpoint") else
+                                                         " (that checkpoint was deleted; its evaluation remains)"))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from nada_utils.experiments.bench import format_result, run_bench
+
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
+        raise NadaError("--batch and --steps must be >= 1 and --warmup >= 0")
+    clip = names(args.clip, "--clip")
+    result = run_bench(size=args.size, batch=args.batch, clip=clip, layers=args.layers, device=args.device, fast=args.fast,
+                       steps=args.steps, warmup=args.warmup, log=(lambda _: None) if args.json else print)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Add this group's subcommands to the parser's `sub`."""
+    t = sub.add_parser("train", help="adapt a generator to a text (or style images) with NADA")
+    t.add_argument("--out", required=True, help="run directory (never overwritten; see --resume)")
+    t.add_argument("--preset", help="tiny (seconds on a CPU, mechanics only) or ffhq-sketch (the reference run)")
+    t.add_argument("--generator", help="registry name, .pt/.pkl path, or random:tiny")
+    t.add_argument("--clip", help="CLIP models, comma-separated (default ViT-B/32,ViT-B/16)")
+    t.add_argument("--clip-weights", help="one weight per CLIP model, e.g. 1.0,1.0")
+    t.add_argument("--source", help="source text (default: photo)")
+    t.add_argument("--target", help="target text (default: sketch)")
+    t.add_argument("--no-templates", action="store_true", default=None, help="use the bare texts, not the 79 templates")
+    t.add_argument("--style-images", help="folder of style images: image-guided direction instead of text")
+    t.add_argument("--layers", help="all, last:K, phase:NAME, layers:A,B, auto:K or gradnorm:K (default all)")
+    t.add_argument("--include-torgb", action="store_true", default=None, help="also train the toRGB layers")
+    t.add_argument("--auto-every", type=int, help="auto/gradnorm: reselect layers every N steps (default 1)")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--mixing", type=float, help="style-mixing probability")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--l2", type=float, help="weight of the L2 regulariser to G_frozen's images")
+    t.add_argument("--id-weight", type=float, help="weight of the IR-SE50 identity loss (faces)")
+    t.add_argument("--sample-every", type=int)
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--keep", type=int, help="checkpoints kept (default 3; the best one by `evaluate`'s rule is kept too)")
+    t.add_argument("--eval-samples", type=int, help="held-out latents scored at each checkpoint (default 32; 0: off)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--sync-dir", help="mirror the run here (e.g. a Google Drive folder); --resume restores from it")
+    t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--fast", help="speed options: auto (tf32,channels_last on a GPU; none on a CPU), none, or a comma "
+                                  "list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    st = sub.add_parser("study", help="block importance: train a preset once per layer strategy, on the same budget")
+    st.add_argument("--preset", nargs="+", required=True, help="one or more presets, e.g. mini-sketch mini-night")
+    st.add_argument("--layers", nargs="+", help="layer specs (default: last:K for every K, the phases, all, auto:K, gradnorm:K)")
+    st.add_argument("--steps", type=int, help="steps of every run (default: the preset's)")
+    st.add_argument("--out", required=True, help="runs go to OUT/PRESET/SPEC/ (reused or resumed when run again); table and plot to OUT/PRESET/")
+    st.add_argument("--results", help="also copy each run's final grid, metrics and config to RESULTS/PRESET/SPEC/")
+    st.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    st.add_argument("--quiet", action="store_true", help="no progress bars")
+    st.set_defaults(func=cmd_study)
+
+    e = sub.add_parser("evaluate", help="score every checkpoint of a run (CLIP metrics, diversity, structure) and pick the one to keep")
+    e.add_argument("--run", required=True, help="a train run directory (its --out)")
+    e.add_argument("--checkpoint", help="score only this checkpoint or generator .pt (printed, nothing written)")
+    e.add_argument("--n", type=int, help="held-out latents (default: the run's eval_samples, 32)")
+    e.add_argument("--clip", help="judge CLIP models, comma-separated (default: the run's own; another is a fairer judge)")
+    e.add_argument("--faces", action="store_true", help="add dlib face-descriptor distances (needs pip install 'nada[align]')")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument("--json", action="store_true", help="print the evaluations and the best checkpoint as JSON")
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="time a training step at real model sizes (random weights) against the compute floor")
+    b.add_argument("--size", type=int, default=256, choices=[32, 64, 128, 256, 512, 1024], help="generator resolution (config-f)")
+    b.add_argument("--batch", type=int, default=2)
+    b.add_argument("--clip", default="ViT-B/32", help="CLIP architectures, comma-separated: ViT-B/32, ViT-B/16, ViT-L/14")
+    b.add_argument("--layers", default="all", help="layer spec, as for train (auto:K also times the selection)")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    b.add_argument("--fast", default="none", help="fast paths to time: none, auto, or a list as for train")
+    b.add_argument("--steps", type=int, default=5, help="timed warm steps (the median is reported)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    b.add_argument("--json", action="store_true", help="print the full result as JSON")
+    b.set_defaults(func=cmd_bench)
