@@ -1,7 +1,9 @@
 """The domain-interpolation slider of notebooks/inference.ipynb, in a real JupyterLab in a real browser.
 
-Opt-in (slow, needs a browser): runs only with NADA_BROWSER=1, and then FAILS, never skips, when
-Chromium, JupyterLab or Playwright is missing. See requirements-browser.txt and notebooks/README.md.
+Part of the README's test command. It runs where Debian's Chromium, JupyterLab and Playwright are
+installed (CI installs them: .ci/run), and elsewhere (a newcomer's laptop) it is skipped with a
+one-line reason naming what is missing. NADA_BROWSER=1 (set by CI) makes a missing piece a FAILURE,
+so CI never passes by skipping it; NADA_BROWSER=0 skips it. See requirements-browser.txt.
 
 What it does, as a person would:
 1. starts JupyterLab headless on 127.0.0.1 (free port, random token) in a fresh temporary folder
@@ -11,7 +13,8 @@ What it does, as a person would:
    runs all cells from the Run menu and waits for the interpolation widget
    (VBox[caption "domain interpolation...", FloatSlider "alpha", Image]);
 3. moves the slider with the keyboard and waits until both the alpha readout and the image change;
-4. saves a screenshot of the widget to results/browser_check/ (or $NADA_SCREENSHOT_DIR).
+4. saves a screenshot of the widget to $NADA_SCREENSHOT_DIR (default: a folder in the system's temporary
+   folder; NADA_SCREENSHOT_DIR=results/browser_check refreshes the committed one).
 
     NADA_BROWSER=1 python -m pytest -q tests/test_browser.py -p no:cacheprovider -s
 """
@@ -35,8 +38,8 @@ from pathlib import Path
 
 import pytest
 
-if os.environ.get("NADA_BROWSER") != "1":
-    pytest.skip("browser test: opt-in, set NADA_BROWSER=1 (see requirements-browser.txt)", allow_module_level=True)
+if os.environ.get("NADA_BROWSER") == "0":
+    pytest.skip("browser test: NADA_BROWSER=0", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "inference.ipynb"
@@ -218,7 +221,8 @@ def page(lab):
 
 
 def _screenshot_dir() -> Path:
-    folder = Path(os.environ.get("NADA_SCREENSHOT_DIR") or ROOT / "results" / "browser_check")
+    # Not results/ by default: the test runs with every test run, which must leave the checkout as it was.
+    folder = Path(os.environ.get("NADA_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "nada-browser-check")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -298,10 +302,14 @@ def _run_all_cells(page) -> None:
 
 
 def test_interpolation_slider_changes_image(request):
-    # Checked here, not in a fixture, so that a missing tool is a FAILED test with one line saying what to install.
+    # Checked here, not in a fixture, so that a missing tool is one line saying what to install: a skip
+    # on a laptop, a FAILED test where NADA_BROWSER=1 requires the browser (CI).
     missing = _missing()
     if missing:
-        pytest.fail(f"NADA_BROWSER=1 but missing: {'; '.join(missing)}. Install: {INSTALL_HINT}", pytrace=False)
+        message = f"missing: {'; '.join(missing)}. Install: {INSTALL_HINT}"
+        if os.environ.get("NADA_BROWSER") == "1":
+            pytest.fail(f"NADA_BROWSER=1 but {message}", pytrace=False)
+        pytest.skip(f"browser test: {message}")
     lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
     (_screenshot_dir() / "inference_failure.png").unlink(missing_ok=True)  # from an earlier failed run
     start = time.monotonic()
