@@ -92,7 +92,8 @@ def rosinality_to_nvlabs(sd, w_avg):
         else:
             nv[f"{dst}.bias"], nv[f"{dst}.noise_strength"] = sd[f"{src}.activate.bias"], sd[f"{src}.noise.weight"].reshape(())
             nv[f"{dst}.noise_const"] = sd[f"noises.noise_{noise_i}"][0, 0]
-            nv[f"{dst}.resample_filter"] = torch.ones(4, 4) / 16
+            f = torch.tensor([1.0, 3.0, 3.0, 1.0])
+            nv[f"{dst}.resample_filter"] = f.outer(f) / f.sum() ** 2  # upfirdn2d.setup_filter([1, 3, 3, 1])
 
     layer("conv1", "synthesis.b4.conv1", 0)
     layer("to_rgb1", "synthesis.b4.torgb", None)
@@ -106,9 +107,29 @@ def rosinality_to_nvlabs(sd, w_avg):
     return nv
 
 
-def nvlabs_pickle_bytes(nv_sd, marker_path, *, c_dim=0, extra=None):
-    """A StyleGAN2-ADA network pickle {'G', 'D', 'G_ema', ...} holding the NVlabs state dict `nv_sd`."""
+def nvlabs_attributes(name, class_name, params, lr_multiplier=0.01):
+    """The attributes NVlabs' constructors store on each module (training/networks.py), defaults as published."""
+    if class_name == "FullyConnectedLayer":
+        mapping = name.startswith("mapping.fc")
+        gain = lr_multiplier if mapping else 1.0
+        return dict(activation="lrelu" if mapping else "linear", bias_gain=gain,
+                    weight_gain=gain / float(params["weight"].shape[1]) ** 0.5)
+    if class_name == "SynthesisLayer":
+        return dict(activation="lrelu", use_noise=True, conv_clamp=None, up=2 if name.endswith("conv0") else 1)
+    if class_name == "SynthesisBlock":
+        return dict(architecture="skip", img_channels=3)
+    if class_name == "MappingNetwork":
+        return dict(lr_multiplier=lr_multiplier)  # a constructor argument: pickled in _init_kwargs
+    return {}
+
+
+def nvlabs_pickle_bytes(nv_sd, marker_path, *, c_dim=0, extra=None, settings=None):
+    """A StyleGAN2-ADA network pickle {'G', 'D', 'G_ema', ...} holding the NVlabs state dict `nv_sd`.
+
+    `settings`: {module name ("" for the Generator, "mapping.fc0", ...): attributes} overriding NVlabs'
+    defaults, to build generators with settings nada must refuse or model."""
     src = SOURCE_TEMPLATE.format(marker=str(marker_path))
+    settings = settings or {}
 
     def tree(prefix, class_name):
         params, buffers, children = {}, {}, {}
@@ -129,9 +150,12 @@ def nvlabs_pickle_bytes(nv_sd, marker_path, *, c_dim=0, extra=None):
             kind = kinds.get(name, "SynthesisBlock" if name.startswith("b") else
                              "FullyConnectedLayer" if name.startswith("fc") else "SynthesisLayer")
             mods[name] = tree(f"{prefix}{name}.", kind)
-        return Persistent(class_name, src, params, buffers, mods)
+        name = prefix.rstrip(".")
+        attrs = {**nvlabs_attributes(name, class_name, params), **settings.get(name, {})}
+        return Persistent(class_name, src, params, buffers, mods, **attrs)
 
     g_ema = tree("", "Generator")
+    g_ema.meta["state"].update({"img_channels": 3, **settings.get("", {})})
     g_ema.meta["state"].update(z_dim=nv_sd["mapping.fc0.weight"].shape[1] - (nv_sd["mapping.fc0.weight"].shape[0] if c_dim else 0), c_dim=c_dim)
     data = {"G": g_ema, "D": Persistent("Discriminator", src), "G_ema": g_ema, "augment_pipe": None,
             "training_set_kwargs": EasyDict(path="x.zip", resolution=32), **(extra or {})}

@@ -106,7 +106,7 @@ def nv_fc(x, w, b, lr_mul, act):
     return F.leaky_relu(x, 0.2) * SQRT2 if act else x
 
 
-def nv_mapping(sd, z, c=None):
+def nv_mapping(sd, z, c=None, lr_multiplier=0.01):
     def norm(v):
         return v * (v.square().mean(1, keepdim=True) + 1e-8).rsqrt()
 
@@ -115,7 +115,7 @@ def nv_mapping(sd, z, c=None):
         x = torch.cat([x, norm(nv_fc(c, sd["mapping.embed.weight"], sd["mapping.embed.bias"], 1.0, False))], 1)
     i = 0
     while f"mapping.fc{i}.weight" in sd:
-        x = nv_fc(x, sd[f"mapping.fc{i}.weight"], sd[f"mapping.fc{i}.bias"], 0.01, True)
+        x = nv_fc(x, sd[f"mapping.fc{i}.weight"], sd[f"mapping.fc{i}.bias"], lr_multiplier, True)
         i += 1
     return x
 

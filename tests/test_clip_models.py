@@ -263,3 +263,63 @@ class SetsItsOwnState(torch.nn.Module):
         print("code from the archive ran")
         self.weight = state[0] * 0 - 7
         self.training = state[1]
+
+
+class TypedAttributes(torch.nn.Module):
+    """A plain module with typed container attributes: TorchScript tags them (restore_type_tag, build_intlist)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.arange(3.0))
+        self.register_buffer("scale", torch.full((2,), 0.5))
+        self.table: dict[str, torch.Tensor] = {"a": torch.zeros(2)}
+        self.sizes: list[int] = [1, 2]
+        self.tensors: list[torch.Tensor] = [torch.ones(1)]
+
+    def forward(self, x):
+        return x * self.weight
+
+
+class DictState(torch.nn.Module):
+    """Its whole pickled state is a typed Dict[str, Tensor], which only its own __setstate__ code reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", torch.ones(3))
+
+    def forward(self, x):
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.weight}
+
+    @torch.jit.export
+    def __setstate__(self, state: dict[str, torch.Tensor]) -> None:
+        print("code from the archive ran")
+        self.weight = state["weight"] * 0 - 7
+
+
+def test_archive_with_typed_containers_gives_the_state_dict_jit_would(tmp_path):
+    from nada_utils.weights.safe_pickle import torchscript_tensors
+
+    path = tmp_path / "typed.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(TypedAttributes()), str(path))
+        expected = torch.jit.load(str(path)).state_dict()
+    got = torchscript_tensors(path)
+    assert set(got) == set(expected) == {"weight", "scale"}
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_archive_whose_state_is_a_typed_dict_is_refused_unrun(tmp_path, capfd):
+    path = tmp_path / "dict_state.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(DictState()), str(path))
+    capfd.readouterr()
+    with pytest.raises(NadaError) as excinfo:
+        load_clip(path)
+    assert_one_line_error(excinfo, str(path), "__setstate__", "never runs")
+    assert "code from the archive ran" not in capfd.readouterr().out

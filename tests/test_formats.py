@@ -43,6 +43,57 @@ def test_nvlabs_pickle_matches_rosinality_and_runs_no_code(tmp_path, c_dim, n_ml
         assert rel_err(G.synthesis(ws), nv_synthesis(nv, ws)) < 1e-4
 
 
+def test_nvlabs_mapping_lr_multiplier_is_modelled_exactly(tmp_path):
+    """A mapping lr_multiplier other than 0.01 changes every w; nada reads it and matches NVlabs' formula."""
+    G_ros = make_tiny_generator(32)
+    nv = rosinality_to_nvlabs(G_ros.state_dict(), G_ros.w_avg)
+    gains = {f"mapping.fc{i}": {"bias_gain": 0.1, "weight_gain": 0.1 / nv[f"mapping.fc{i}.weight"].shape[1] ** 0.5}
+             for i in range(G_ros.n_mlp)}
+    (tmp_path / "net.pkl").write_bytes(nvlabs_pickle_bytes(nv, tmp_path / "m", settings=gains))
+    G = load_generator(tmp_path / "net.pkl")
+    assert G.lr_mlp == pytest.approx(0.1)
+    z = torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        w = G.mapping(z)[:, 0]
+        assert rel_err(w, nv_mapping(nv, z, lr_multiplier=0.1)) < 1e-5
+        assert rel_err(w, nv_mapping(nv, z, lr_multiplier=0.01)) > 0.01  # the setting matters
+    # Saved and reloaded, the generator keeps it (generator.pt carries the architecture).
+    from nada_utils import save_generator
+
+    G2 = load_generator(save_generator(G, tmp_path / "g.pt"))
+    assert G2.lr_mlp == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("settings,buffers,named", [
+    ({}, {"synthesis.b8.conv0.resample_filter": torch.tensor([1.0, 2.0, 1.0]).outer(torch.tensor([1.0, 2.0, 1.0])) / 16},
+     "resample_filter"),
+    ({"": {"img_channels": 1}}, {}, "1-channel"),
+    ({"synthesis.b8": {"architecture": "resnet"}}, {}, "'resnet'"),
+    ({"synthesis.b8.conv1": {"activation": "relu"}}, {}, "'relu'"),
+    ({"synthesis.b8.conv1": {"use_noise": False}}, {}, "use_noise"),
+    ({"mapping.fc0": {"bias_gain": 0.1}}, {}, "different lr multipliers"),
+])
+def test_nvlabs_settings_nada_does_not_model_are_refused(tmp_path, settings, buffers, named):
+    """Loaded, they would render wrong images (or fail with a raw error): one NadaError line instead."""
+    G_ros = make_tiny_generator(32)
+    nv = {**rosinality_to_nvlabs(G_ros.state_dict(), G_ros.w_avg), **buffers}
+    (tmp_path / "net.pkl").write_bytes(nvlabs_pickle_bytes(nv, tmp_path / "m", settings=settings))
+    with pytest.raises(NadaError, match="refuses other settings") as e:
+        load_generator(tmp_path / "net.pkl")
+    assert named in str(e.value) and "\n" not in str(e.value)
+
+
+def test_grayscale_nvlabs_weights_without_attributes_are_refused(tmp_path):
+    """A 1-channel toRGB, even in a bare state dict with no attributes to read, is one clear error."""
+    G_ros = make_tiny_generator(32)
+    nv = rosinality_to_nvlabs(G_ros.state_dict(), G_ros.w_avg)
+    for k in [k for k in nv if "torgb" in k and not k.endswith("affine.weight") and not k.endswith("affine.bias")]:
+        nv[k] = nv[k][:1]
+    torch.save(nv, tmp_path / "gray.pt")
+    with pytest.raises(NadaError, match="1-channel images"):
+        load_generator(tmp_path / "gray.pt")
+
+
 def test_fixture_pickle_really_carries_live_code(tmp_path):
     """The check above has teeth: a plain pickle.load of the same bytes executes the embedded source."""
     G_ros = make_tiny_generator(32)

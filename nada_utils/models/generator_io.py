@@ -113,9 +113,10 @@ def _state_from_pkl(path: Path):
     data = restricted_load(path)
     if isinstance(data, tuple):
         sd, w_avg = tf_to_rosinality(tf_pickle_generator(data, path))
-    else:
-        sd, w_avg = nvlabs_to_rosinality(nvlabs_pickle_generator(data, path))
-    return sd, w_avg, None
+        return sd, w_avg, None
+    nv_sd, lr_mlp = nvlabs_pickle_generator(data, path)
+    sd, w_avg = nvlabs_to_rosinality(nv_sd)
+    return sd, w_avg, {**arch_from_state_dict(sd), "lr_mlp": lr_mlp}
 
 
 def resolve_source(source) -> Path:

@@ -44,15 +44,80 @@ def nvlabs_module_state(obj: PersistentObject, prefix: str = "") -> dict[str, to
     return out
 
 
-def nvlabs_pickle_generator(data, path) -> dict[str, torch.Tensor]:
-    """The `G_ema` state dict of an unpickled StyleGAN2-ADA network pickle."""
+def nvlabs_pickle_generator(data, path) -> tuple[dict[str, torch.Tensor], float]:
+    """The `G_ema` state dict of an unpickled StyleGAN2-ADA network pickle, and its mapping lr multiplier.
+
+    A generator built with settings our Generator cannot reproduce exactly is refused (`check_nvlabs_settings`)
+    rather than rendered wrongly."""
     if not isinstance(data, dict) or "G_ema" not in data:
         raise NadaError(f"{path} is not a StyleGAN2-ADA network pickle (no G_ema inside); "
                         f"use a generator pickle from NVlabs' stylegan2-ada-pytorch or a rosinality .pt")
     g = data["G_ema"]
     if not isinstance(g, PersistentObject):
         raise NadaError(f"{path}: G_ema has an unexpected type ({type(g).__name__}); it is not a StyleGAN2-ADA pickle")
-    return nvlabs_module_state(g)
+    sd = nvlabs_module_state(g)
+    return sd, check_nvlabs_settings(g, sd, path)
+
+
+# upfirdn2d.setup_filter([1, 3, 3, 1]): the outer product, normalised to sum 1. Every published model uses it.
+DEFAULT_RESAMPLE_FILTER = torch.tensor([1.0, 3.0, 3.0, 1.0]).outer(torch.tensor([1.0, 3.0, 3.0, 1.0])) / 64
+
+
+def _walk(obj: PersistentObject, prefix: str = ""):
+    """(dotted name, object) for a persistent module and all its persistent children."""
+    yield prefix.rstrip("."), obj
+    for name, child in (obj.state.get("_modules") or {}).items():
+        if isinstance(child, PersistentObject):
+            yield from _walk(child, f"{prefix}{name}.")
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_nvlabs_settings(g: PersistentObject, sd: dict[str, torch.Tensor], path) -> float:
+    """Refuse a StyleGAN2-ADA generator whose settings nada's Generator does not model; return the
+    mapping network's lr multiplier (any value is modelled exactly: our `lr_mlp`).
+
+    Read from the objects' own attributes (what NVlabs' constructors store), where the pickle has them:
+    the number of image channels, the block architecture, the activations, the noise inputs and
+    every resampling filter. Without them the defaults are assumed, as NVlabs' code does."""
+    def refuse(what: str) -> NadaError:
+        return NadaError(f"{path}: {what}; nada models NVlabs' default StyleGAN2 generator exactly and refuses "
+                         f"other settings rather than render them wrongly (convert it with NVlabs' own code, or "
+                         f"use a generator trained with the default settings)")
+
+    channels = g.state.get("img_channels", 3)
+    if channels != 3:
+        raise refuse(f"it makes {channels}-channel images (img_channels={channels}); only RGB generators are supported")
+    gains = set()
+    for name, obj in _walk(g):
+        state = obj.state
+        if "architecture" in state and state["architecture"] != "skip":
+            raise refuse(f"{name} uses the {state['architecture']!r} architecture; only 'skip' is supported")
+        expected = "lrelu" if obj.class_name == "SynthesisLayer" or name.startswith("mapping.fc") else "linear"
+        if "activation" in state and state["activation"] != expected:
+            raise refuse(f"{name} uses the activation {state['activation']!r} where nada's generator has {expected!r}")
+        if obj.class_name == "SynthesisLayer" and state.get("use_noise", True) is not True:
+            raise refuse(f"{name} has no noise input (use_noise=False)")
+        if name.startswith("mapping.fc") and (gain := _number(state.get("bias_gain"))) is not None:
+            gains.add(gain)
+    for key, value in sd.items():
+        if key.endswith("resample_filter") and (value.shape != DEFAULT_RESAMPLE_FILTER.shape or
+                                                not torch.allclose(value.float(), DEFAULT_RESAMPLE_FILTER, atol=1e-6)):
+            raise refuse(f"{key} is not the default [1,3,3,1] resampling filter")
+    if len(gains) > 1:
+        raise refuse(f"its mapping layers have different lr multipliers {sorted(gains)}")
+    if not gains:  # attributes absent: the MappingNetwork's constructor argument, else NVlabs' default
+        kwargs = (sd and next((o.state.get("_init_kwargs") for n, o in _walk(g) if n == "mapping"), None)) or {}
+        gains.add(_number(kwargs.get("lr_multiplier", 0.01)) if isinstance(kwargs, dict) else 0.01)
+    gain = gains.pop()
+    if gain is None or not (gain > 0 and np.isfinite(gain)):
+        raise refuse(f"its mapping lr multiplier ({gain}) is not a positive number")
+    return gain
 
 
 def nvlabs_to_rosinality(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
@@ -81,6 +146,10 @@ def nvlabs_to_rosinality(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
             out[f"{dst}.activate.bias"] = _t(sd[f"{src}.bias"])
             out[f"noises.noise_{noise_idx}"] = _t(sd[f"{src}.noise_const"]).reshape(1, 1, *sd[f"{src}.noise_const"].shape[-2:])
 
+    rgb = sd.get("synthesis.b4.torgb.weight")
+    if rgb is not None and rgb.shape[0] != 3:
+        raise NadaError(f"this StyleGAN2-ADA generator makes {rgb.shape[0]}-channel images; only RGB generators "
+                        f"(img_channels=3) are supported")
     try:
         out["input.input"] = _t(sd["synthesis.b4.const"]).unsqueeze(0)
         layer("synthesis.b4.conv1", "conv1", 0)

@@ -169,6 +169,30 @@ class _StorageType:
         self.dtype = dtype
 
 
+class _TypedDict(dict):
+    """A dict that TorchScript pickled with a type tag (`Dict[str, Tensor]`, ...): a typed value, never
+    the attribute table of a module, so a module whose whole state is one has custom `__getstate__` code."""
+
+
+def _restore_type_tag(value, type_str):
+    # TorchScript's torch.jit._pickle.restore_type_tag only annotates a container with its static type.
+    if isinstance(value, dict):
+        return _TypedDict(value)
+    return value
+
+
+def _build_list(items):
+    # torch.jit._pickle.build_intlist / build_doublelist / build_boollist / build_tensorlist: a typed list.
+    if not isinstance(items, list):
+        raise pickle.UnpicklingError("malformed typed list")
+    return list(items)
+
+
+_ARCHIVE_GLOBALS = {("torch.jit._pickle", "restore_type_tag"): _restore_type_tag,
+                    **{("torch.jit._pickle", f"build_{kind}list"): _build_list
+                       for kind in ("int", "double", "bool", "tensor")}}
+
+
 class _ArchiveUnpickler(RestrictedUnpickler):
     """Reads a TorchScript archive's `data.pkl`: tensors come from the zip's `data/` members.
 
@@ -184,6 +208,8 @@ class _ArchiveUnpickler(RestrictedUnpickler):
     def find_class(self, module: str, name: str):
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(_STORAGE_DTYPES[name])
+        if (module, name) in _ARCHIVE_GLOBALS:
+            return _ARCHIVE_GLOBALS[(module, name)]
         return super().find_class(module, name)
 
     def persistent_load(self, pid):
@@ -203,8 +229,9 @@ class _CustomState(Exception):
 
 def _tensors_of(obj, prefix: str, out: dict) -> dict:
     # A module's attributes: tensors are its parameters and buffers, Opaque records its submodules.
+    # Other attributes (typed dicts and lists, numbers) are not in a state_dict and are skipped.
     if isinstance(obj, Opaque):
-        if not isinstance(obj.state, dict):
+        if not isinstance(obj.state, dict) or isinstance(obj.state, _TypedDict):
             raise _CustomState(prefix.rstrip(".") or "the root module")
         for name, value in obj.state.items():
             if isinstance(value, torch.Tensor):
