@@ -5,6 +5,7 @@ import torch
 
 from conftest import make_tiny_generator
 from nada_utils.invert.projection import project
+from nada_utils.errors import NadaError
 from nada_utils.models.lpips import LPIPS, load_lpips
 from nada_utils.weights import registry
 
@@ -96,3 +97,11 @@ def test_projection_with_lpips_lowers_it(weights):
     result = project(G, target, steps=30, latent="w+", lpips=net)
     assert result.loss_name == "LPIPS-VGG" and len(result.losses) == 30
     assert min(result.losses[-5:]) < result.losses[0]
+
+
+def test_weights_that_are_not_state_dicts_are_one_clear_error():
+    """Found by fuzzing: a damaged heads file that unpickles to a function or a tensor, or keys without numbers."""
+    lpips = LPIPS()
+    for vgg, heads in [({}, torch.ones(2)), (print, {}), ({"features.x.weight": torch.ones(1)}, {})]:
+        with pytest.raises(NadaError, match="not VGG16"):
+            lpips.load_weights(vgg, heads)

@@ -59,8 +59,14 @@ class LPIPS(nn.Module):
 
     def load_weights(self, vgg16: dict, heads: dict) -> "LPIPS":
         """Load torchvision's VGG16 state dict (classifier keys ignored) and LPIPS's `lin{i}.model.1.weight` heads."""
-        features = {k[len("features."):]: v for k, v in vgg16.items() if k.startswith("features.")}
-        features = {k: v for k, v in features.items() if int(k.split(".")[0]) < len(self.features)}
+        if not (isinstance(vgg16, dict) and isinstance(heads, dict)):
+            raise NadaError(f"these are not VGG16 + LPIPS v0.1 weights (a {type(vgg16).__name__} and a "
+                            f"{type(heads).__name__}, not two state dicts)")
+        features = {k[len("features."):]: v for k, v in vgg16.items() if isinstance(k, str) and k.startswith("features.")}
+        layer = {k: k.split(".")[0] for k in features}
+        if not all(i.isdigit() for i in layer.values()):
+            raise NadaError("these are not VGG16 weights (features.* keys without a layer number)")
+        features = {k: v for k, v in features.items() if int(layer[k]) < len(self.features)}
         lins = {f"{i}.weight": heads.get(f"lin{i}.model.1.weight") for i in range(len(_CHANNELS))}
         try:
             self.features.load_state_dict(features, strict=True)

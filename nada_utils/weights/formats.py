@@ -34,11 +34,15 @@ def nvlabs_module_state(obj: PersistentObject, prefix: str = "") -> dict[str, to
     """Flatten an unpickled persistent module tree into a state dict, as `module.state_dict()` would."""
     state = obj.state
     out: dict[str, torch.Tensor] = {}
+    def entries(group: str) -> dict:  # a damaged pickle can put anything here; only a dict holds entries
+        value = state.get(group)
+        return value if isinstance(value, dict) else {}
+
     for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
+        for name, value in entries(group).items():
             if isinstance(value, torch.Tensor):
-                out[prefix + name] = value.detach()
-    for name, child in (state.get("_modules") or {}).items():
+                out[f"{prefix}{name}"] = value.detach()
+    for name, child in entries("_modules").items():
         if isinstance(child, PersistentObject):
             out.update(nvlabs_module_state(child, f"{prefix}{name}."))
     return out
@@ -66,7 +70,8 @@ DEFAULT_RESAMPLE_FILTER = torch.tensor([1.0, 3.0, 3.0, 1.0]).outer(torch.tensor(
 def _walk(obj: PersistentObject, prefix: str = ""):
     """(dotted name, object) for a persistent module and all its persistent children."""
     yield prefix.rstrip("."), obj
-    for name, child in (obj.state.get("_modules") or {}).items():
+    children = obj.state.get("_modules")
+    for name, child in (children.items() if isinstance(children, dict) else ()):
         if isinstance(child, PersistentObject):
             yield from _walk(child, f"{prefix}{name}.")
 

@@ -72,14 +72,17 @@ class PersistentObject:
 
 def _reconstruct_persistent(meta):
     # NVlabs would exec(meta["module_src"]) here. We keep the data and drop the source unread.
-    if not isinstance(meta, dict):
+    if not isinstance(meta, dict) or not isinstance(meta.get("state") or {}, dict):
         raise pickle.UnpicklingError("malformed persistent object")
     return PersistentObject(str(meta.get("class_name", "?")), meta.get("state"))
 
 
 def _load_storage_from_bytes(b: bytes):
     # Tensors in a plain pickle carry their storage as a nested torch.save blob; read it safely too.
-    return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged blob raises anything (AssertionError included): one kind here
+        raise pickle.UnpicklingError(f"damaged tensor storage ({type(e).__name__})") from None
 
 
 def _encode_latin1(text: str, encoding: str = "latin1") -> bytes:
