@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -26,8 +27,13 @@ def main() -> int:
     p.add_argument("--cases", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="fuzz_report.json", help="summary and failures as JSON")
+    p.add_argument("--memory-gb", type=int, default=10, help="address-space limit of this process")
     args = p.parse_args()
     torch.set_num_threads(1)
+    # A file that makes a loader allocate gigabytes then fails as a case (MemoryError) instead of getting
+    # the whole process killed by the kernel; so each of two parallel runs stays under half the machine.
+    limit = args.memory_gb << 30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     start = time.perf_counter()
 
     def progress(o):

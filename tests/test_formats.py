@@ -162,3 +162,26 @@ def test_nvlabs_state_dict_in_a_pt_file(tmp_path):
     G = load_generator(tmp_path / "nv.pt")
     z = torch.randn(2, G.z_dim)
     assert torch.equal(G(z), G_ros(z))
+
+
+def test_found_by_fuzzing_opaque_records_keep_dict_items_and_storage_sizes_are_bounded():
+    """Two defects the fuzzer found: an Opaque record's APPENDS list hid dict.items (a raw TypeError), and a
+    damaged storage size in a pickled tensor made torch.load allocate gigabytes before reading the data."""
+    import io
+    import warnings
+
+    from nada_utils.weights.safe_pickle import Opaque, _check_storage_size
+
+    o = Opaque()
+    o["a"] = 1
+    o.append(2)
+    assert list(o.items()) == [("a", 1)] and o.appended == [2]
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TypedStorage's deprecation: NVlabs' pickles hold typed storages
+        torch.save(torch.ones(4).storage(), buf, _use_new_zipfile_serialization=False)
+    blob = buf.getvalue()
+    _check_storage_size(blob)  # the real thing passes
+    i = blob.rfind(b"K\x04")  # the declared element count, 4
+    with pytest.raises(pickle.UnpicklingError, match="declares 8589934588 bytes"):
+        _check_storage_size(blob[:i] + b"J\xff\xff\xff\x7f" + blob[i + 2:])

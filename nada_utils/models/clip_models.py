@@ -108,9 +108,12 @@ def _is_torchscript(path: Path) -> bool:
     """Whether a file is a TorchScript zip: torch.save zips have no `constants.pkl` and no `code/`."""
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as archive:
-        # Members sit under one top folder named after the archive, e.g. "ViT-B-32/code/...".
-        return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    try:
+        with zipfile.ZipFile(path) as archive:
+            # Members sit under one top folder named after the archive, e.g. "ViT-B-32/code/...".
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    except Exception:  # noqa: BLE001 - a damaged directory (UnicodeDecodeError, BadZipFile, ...): not an archive we read
+        return False
 
 
 def _build(clip, state_dict: dict, shown: str) -> torch.nn.Module:

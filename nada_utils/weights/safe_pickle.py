@@ -31,7 +31,8 @@ class Opaque(dict):
     """Stand-in for any class a pickle names: it stores what the pickle gives it and does nothing.
 
     It subclasses dict because pickled dict subclasses (e.g. NVlabs' EasyDict) are filled with
-    SETITEMS; list-like APPENDS go to `items`; constructor args and BUILD state are kept as data.
+    SETITEMS; list-like APPENDS go to `appended` (not `items`, which would hide dict.items); constructor
+    args and BUILD state are kept as data.
     """
 
     module = ""
@@ -40,7 +41,7 @@ class Opaque(dict):
     def __new__(cls, *args, **kwargs):
         # NEWOBJ calls __new__ without __init__, so the record is set up here.
         obj = dict.__new__(cls)
-        obj.args, obj.kwargs, obj.state, obj.items = args, kwargs, None, []
+        obj.args, obj.kwargs, obj.state, obj.appended = args, kwargs, None, []
         return obj
 
     def __init__(self, *args, **kwargs):
@@ -50,10 +51,10 @@ class Opaque(dict):
         self.state = state
 
     def append(self, item):
-        self.items.append(item)
+        self.appended.append(item)
 
     def extend(self, items):
-        self.items.extend(items)
+        self.appended.extend(items)
 
     def __repr__(self):
         return f"Opaque({self.module}.{self.name})"
@@ -77,9 +78,43 @@ def _reconstruct_persistent(meta):
     return PersistentObject(str(meta.get("class_name", "?")), meta.get("state"))
 
 
+class _StorageSizes(pickle.Unpickler):
+    """Reads the storage sizes that a legacy torch.save blob declares, without allocating anything."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.declared = 0
+
+    def find_class(self, module, name):
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        if module in ("torch", "torch.storage") and name == "UntypedStorage":
+            return _StorageType(torch.uint8)
+        raise pickle.UnpicklingError(f"unexpected global {module}.{name} in a tensor storage")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], _StorageType) and isinstance(pid[4], int)):
+            raise pickle.UnpicklingError("malformed storage reference")
+        self.declared += max(pid[4], 0) * pid[1].dtype.itemsize
+        return None
+
+
+def _check_storage_size(b: bytes) -> None:
+    # torch.load allocates a legacy blob's storage at the size its header declares, before reading the
+    # data: a damaged size would allocate gigabytes. The data must be in the blob, so its size bounds it.
+    f = io.BytesIO(b)
+    for _ in range(3):  # magic number, protocol version, system info: plain values
+        _StorageSizes(f).load()
+    sizes = _StorageSizes(f)
+    sizes.load()
+    if sizes.declared > len(b):
+        raise pickle.UnpicklingError(f"a tensor storage declares {sizes.declared} bytes in a blob of {len(b)}")
+
+
 def _load_storage_from_bytes(b: bytes):
     # Tensors in a plain pickle carry their storage as a nested torch.save blob; read it safely too.
     try:
+        _check_storage_size(b)
         return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a damaged blob raises anything (AssertionError included): one kind here
         raise pickle.UnpicklingError(f"damaged tensor storage ({type(e).__name__})") from None
@@ -254,9 +289,9 @@ def torchscript_tensors(path) -> dict[str, torch.Tensor]:
                 raise pickle.UnpicklingError("no data.pkl")
             with archive.open(data) as f:
                 root = _ArchiveUnpickler(f, archive, data.split("/")[0]).load()
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, RuntimeError, OSError) as e:
-        raise NadaError(f"{path} looks like a TorchScript archive but cannot be read ({type(e).__name__}: {e}); "
+    except Exception as e:  # noqa: BLE001 - damaged bytes raise anything here (UnicodeDecodeError, ...): one line
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise NadaError(f"{path} looks like a TorchScript archive but cannot be read ({type(e).__name__}: {first}); "
                         f"it may be truncated - download it again") from None
     try:
         tensors = _tensors_of(root, "", {})
