@@ -44,7 +44,7 @@ if os.environ.get("NADA_BROWSER") == "0":
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "inference.ipynb"
 CHROMIUM = os.environ.get("NADA_CHROMIUM", "/usr/bin/chromium")
-# Fast mode trains a 200-step mini-world run on the CPU before the widget appears: 1-1.5 min on 2 idle cores,
+# Fast mode trains a 100-step mini-world run on the CPU before the widget appears: about a minute on 2 idle cores,
 # ten times that when other jobs share them.
 RUN_ALL_TIMEOUT_S = float(os.environ.get("NADA_BROWSER_TIMEOUT", 1800))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

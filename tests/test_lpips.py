@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_generator
-from nada_utils.invert.projection import project
 from nada_utils.errors import NadaError
+from nada_utils.invert.projection import project
 from nada_utils.models.lpips import LPIPS, load_lpips
 from nada_utils.weights import registry
 

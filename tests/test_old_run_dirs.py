@@ -37,5 +37,5 @@ def test_an_old_run_dir_resumes_where_that_version_went_on(tmp_path):
     assert [r["step"] for r in logged] == [1, 2, 3, 4, 5, 6]
     for row, want in zip(logged[4:], expected):
         assert row["step"] == want["step"]
-        assert abs(row["loss"] - want["loss"]) < 1e-6, (row, want)
+        assert abs(row["loss"] - want["loss"]) < 1e-4, (row, want)  # float sums differ by thread count
     assert (run / "generator.pt").is_file() and (run / "checkpoints" / "step_000006.pt").is_file()

@@ -42,7 +42,9 @@ def test_tiny_run_writes_everything(reference_run):
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
     assert log[0]["loss"] == pytest.approx(1.0, abs=1e-6)  # step 0: identical generators
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000000.png", "step_000004.png", "step_000008.png", "step_000012.png"]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000009.pt", "step_000012.pt"]  # keep=2
+    best = json.loads((run / "evaluation.json").read_text())["best"]["step"]
+    kept = {"step_000009.pt", "step_000012.pt", f"step_{best:06d}.pt"}  # keep=2, and the best checkpoint
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == sorted(kept)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["steps"] == 12 and cfg["generator"] == "random:tiny"
     ckpt = torch.load(run / "checkpoints" / "step_000012.pt", weights_only=True)
@@ -134,3 +136,23 @@ def test_weights_that_overflow_under_a_finite_loss_are_never_checkpointed(tmp_pa
     with pytest.raises(NadaError, match="the weights became nan or inf at step 1; no checkpoint was written"):
         train(make_config("tiny", steps=5, lr=1e38, checkpoint_every=1, sample_every=0), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_first_step_moves_like_adam_and_leaves_no_trace_in_its_moments(tmp_path):
+    """Step 1 starts from ΔI = 0, whose gradient has an arbitrary size; Adam must not remember it."""
+    from nada_utils.adapt.checkpoint import load_checkpoint
+
+    cfg = make_config("tiny", steps=2, checkpoint_every=1, sample_every=0, eval_samples=0, keep=5, device="cpu")
+    train(cfg, tmp_path / "run", progress=False)
+    G0 = load_generator("random:tiny")
+    step1 = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000001.pt")
+    step2 = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000002.pt")
+    moved = torch.cat([(step1["G_train"][k] - v).flatten() for k, v in G0.state_dict().items()]).abs()
+    # Adam's first update, lr * g / (|g| + eps): a full learning rate wherever the gradient is not tiny.
+    assert moved.max() == pytest.approx(cfg.lr, rel=1e-4)  # float32 rounding of weights near 1
+    assert (moved > 0.99 * cfg.lr).float().mean() > 0.5
+    assert step1["optimizer"]["state"] == {}  # nothing of step 1's gradient in the moments
+    beta2 = cfg.betas[1]
+    for s in step2["optimizer"]["state"].values():  # one gradient in them, step 2's: v = (1 - b2) g^2, m = g
+        assert int(s["step"]) == 1
+        assert torch.allclose(s["exp_avg_sq"], (1 - beta2) * s["exp_avg"].square(), rtol=1e-5, atol=1e-30)

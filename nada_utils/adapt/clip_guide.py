@@ -72,12 +72,20 @@ class ClipGuide:
 
     Args:
         models: list of (name, CLIP model, weight); models are frozen, gradients flow to images.
+        resize: how images are resized to CLIP's input, `clip_preprocess`'s `resize`.
+        half: run the models in float16 as the official code's CLIP runs on a GPU (the models are converted
+            in place); embeddings come back in float32 either way.
     """
 
-    def __init__(self, models: list[tuple[str, torch.nn.Module, float]]):
+    def __init__(self, models: list[tuple[str, torch.nn.Module, float]], *, resize: str = "antialias",
+                 half: bool = False):
         if not models:
             raise NadaError("at least one CLIP model is needed")
+        if half:  # as clip.load does on a GPU: float16 convolutions, linear layers and attention, float32 LayerNorms
+            for _, m, _ in models:
+                import_clip().model.convert_weights(m)
         self.models = [GuideModel(n, m, float(w)) for n, m, w in models]
+        self.resize, self.half = resize, half
         self._text_cache: dict[tuple, torch.Tensor] = {}
 
     def clear_text_cache(self) -> None:
@@ -92,8 +100,9 @@ class ClipGuide:
         inputs: dict[int, torch.Tensor] = {}
         for gm in self.models:
             if gm.resolution not in inputs:
-                inputs[gm.resolution] = clip_preprocess(images, gm.resolution)
-        return [gm.model.encode_image(inputs[gm.resolution]) for gm in self.models]
+                x = clip_preprocess(images, gm.resolution, resize=self.resize)
+                inputs[gm.resolution] = x.half() if self.half else x
+        return [gm.model.encode_image(inputs[gm.resolution]).float() for gm in self.models]
 
     @torch.no_grad()
     def encode_texts(self, gm: GuideModel, texts: list[str]) -> torch.Tensor:

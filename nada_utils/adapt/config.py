@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 
 from nada_utils.errors import NadaError
 
+NOISE = ("stored", "random")
+CLIP_PRECISIONS = ("fp32", "fp16", "auto")
+CLIP_RESIZES = ("antialias", "official")
+SELECTION_TEXTS = ("templates", "bare")
+MIXING_CUTOFFS = ("shared", "independent")
+# What --reference sets: every switch as the official StyleGAN-NADA code has it (docs/REFERENCE.md).
+REFERENCE = dict(noise="random", clip_precision="auto", clip_resize="official", selection_text="bare",
+                 mixing_cutoff="independent", reference=True)
+
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
 RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast", "eval_samples")
 
@@ -50,6 +59,13 @@ class TrainConfig:
     keep: int = 3  # checkpoints kept on disk (the newest)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     fast: str = "auto"  # speed options (training_step.FAST_PATHS): auto, none, or e.g. "bf16,checkpoint"
+    # How nada differs from the official code, one switch each (docs/REFERENCE.md); --reference sets all of them.
+    noise: str = "stored"  # "stored": the checkpoint's noise in both generators; "random": fresh per generator and step
+    clip_precision: str = "fp32"  # "fp32"; "fp16" (CUDA only); "auto": fp16 on CUDA, fp32 elsewhere (as clip.load)
+    clip_resize: str = "antialias"  # CLIP input resize: "antialias" (bicubic, antialiased when shrinking) or "official"
+    selection_text: str = "templates"  # auto/gradnorm's target: "templates" (as the direction's) or "bare" (the text alone)
+    mixing_cutoff: str = "shared"  # style mixing: one cutoff for both generators, or "independent" (one each, official)
+    reference: bool = False  # made with --reference: the settings above (and auto's layer table) as the official code's
     eval_samples: int = 32  # held-out latents scored at every checkpoint (evaluation.py); 0: no evaluation
     ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
     extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
@@ -85,6 +101,16 @@ class TrainConfig:
             (self.keep >= 1, f"--keep must be >= 1, got {self.keep}"),
             (self.n_samples >= 1, "n_samples must be >= 1"),
             (self.eval_samples == 0 or self.eval_samples >= 2, f"--eval-samples must be 0 (off) or >= 2, got {self.eval_samples}"),
+            (self.noise in NOISE, f"--noise must be one of {', '.join(NOISE)}, got {self.noise!r}"),
+            (self.clip_precision in CLIP_PRECISIONS,
+             f"--clip-precision must be one of {', '.join(CLIP_PRECISIONS)}, got {self.clip_precision!r}"),
+            (self.clip_precision != "fp16" or not str(self.device).startswith("cpu"),
+             "--clip-precision fp16 needs a CUDA GPU; on a CPU CLIP runs in float32 (use fp32, or auto)"),
+            (self.clip_resize in CLIP_RESIZES, f"--clip-resize must be one of {', '.join(CLIP_RESIZES)}, got {self.clip_resize!r}"),
+            (self.selection_text in SELECTION_TEXTS,
+             f"--selection-text must be one of {', '.join(SELECTION_TEXTS)}, got {self.selection_text!r}"),
+            (self.mixing_cutoff in MIXING_CUTOFFS,
+             f"--mixing-cutoff must be one of {', '.join(MIXING_CUTOFFS)}, got {self.mixing_cutoff!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,18 +150,30 @@ PRESETS: dict[str, dict] = {
     **{f"mini-{domain}": dict(
         # The mini world: bundled 64 px generator and mini CLIP, scored against true target renders.
         generator="mini-photo", clip_models=("mini-clip",), clip_weights=(1.0,), source_text="a photo",
-        target_text=prompt, templates=False, ground_truth=f"mini-world:{domain}", layers="all", steps=200, batch=8,
-        # 5x the reference lr: the 64 px generator must move far (colour photo -> grey paper) in 200 steps.
-        lr=0.01, sample_every=50, checkpoint_every=50, n_samples=8, sample_truncation=1.0)
-        for domain, prompt in (("sketch", "a pencil sketch"), ("cartoon", "a cartoon"), ("night", "a night photo"))},
+        target_text=prompt, templates=False, ground_truth=f"mini-world:{domain}", layers="all", steps=steps, batch=8,
+        # Near the reference lr (0.0016). Until training started at once (training_step.step_from_zero_direction)
+        # these presets needed 5x that and 200 steps. Now each budget is where the ground truth peaks on
+        # seeds 0 and 1 (night overshoots after step 25; docs/BENCHMARKS.md, "How training starts").
+        lr=0.002, sample_every=25, checkpoint_every=25, n_samples=8, sample_truncation=1.0)
+        for domain, prompt, steps in (("sketch", "a pencil sketch", 100), ("cartoon", "a cartoon", 50),
+                                      ("night", "a night photo", 25))},
     # The reference's photo -> sketch on FFHQ 1024 with ViT-B/32 + ViT-B/16.
     "ffhq-sketch": dict(generator="ffhq-1024", clip_models=("ViT-B/32", "ViT-B/16"), clip_weights=(1.0, 1.0),
                         source_text="photo", target_text="sketch", layers="all", steps=301, batch=2),
 }
 
 
-def make_config(preset: str | None = None, **overrides) -> TrainConfig:
-    """A TrainConfig from a preset (or the defaults) with `overrides` applied (None values ignored)."""
+def make_config(preset: str | None = None, *, reference: bool = False, **overrides) -> TrainConfig:
+    """A TrainConfig from a preset (or the defaults) with `overrides` applied (None values ignored).
+
+    `reference`: run what the official code runs (`REFERENCE`, and its layers: see `reference_layers`);
+    explicit `overrides` still win, except that an `auto:K` spec takes the official W+ table.
+    """
+    return TrainConfig(**config_settings(preset, reference=reference, **overrides))
+
+
+def config_settings(preset: str | None = None, *, reference: bool = False, **overrides) -> dict:
+    """The settings `make_config` builds its TrainConfig from (a resume compares them with the saved run's)."""
     base: dict = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -146,5 +184,20 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     bad = sorted(set(overrides) - names)
     if bad:
         raise NadaError(f"unknown config fields {bad}")
+    if reference:
+        base.update(REFERENCE)
     base.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**base)
+    if reference:
+        base["layers"] = reference_layers(base.get("layers", "all"), preset)
+    return base
+
+
+def reference_layers(spec: str, preset: str | None) -> str:
+    """The official code's version of a layer spec: `auto:K` uses its W+ table (one off, `auto-official:K`);
+    the reference sketch run trains what the official README's recipe (`--auto_layer_k 18`) trains."""
+    spec = str(spec).strip()
+    if spec.startswith("auto:"):
+        return "auto-official:" + spec.partition(":")[2]
+    if preset == "ffhq-sketch" and spec == "all":
+        return "official"
+    return spec

@@ -10,11 +10,16 @@ The reference implementation maps index i to `[conv1, to_rgb1, convs...][i]`, on
 own generator reads from index 2 on; here index i maps to exactly the layers that read it.
 
 Layer specs (strings, as on the command line):
-- `all`: the reference default, everything except the mapping network and the toRGB layers;
+- `all`: the official code's manual default: the constant, conv1 and every synthesis convolution (no
+  mapping network, no toRGB);
+- `official`: what the official README's recipe (`--auto_layer_k 18`) trains: conv1, to_rgb1 and every
+  synthesis convolution, not the constant (its W+ table maps the 18 indices to exactly these);
 - `last:K`: the last K synthesis resolution blocks;
 - `phase:texture|shape|no_fine|shape_expanded|all`: the reference's manual sets;
 - `layers:NAME,NAME`: an explicit list of prefixes;
 - `auto:K`: per step, the layers read by the top-K W+ indices of the paper's W+ optimisation;
+- `auto-official:K`: the same with the official code's W+ table (index i -> [conv1, to_rgb1, convs...][i]),
+  one off from what the generator reads; kept so the effect of the fix is measured, not asserted;
 - `gradnorm:K`: the K layers with the largest gradient norm of the global CLIP loss.
 The mapping network is never trained except by `phase:all`; toRGB layers join only with
 `include_torgb=True` (or `phase:all`, or when named in `layers:`).
@@ -30,7 +35,7 @@ from nada_utils.errors import NadaError
 from nada_utils.models.stylegan2 import Generator
 
 PHASES = ("texture", "shape", "no_fine", "shape_expanded", "all")
-DYNAMIC_KINDS = ("auto", "gradnorm")
+DYNAMIC_KINDS = ("auto", "auto-official", "gradnorm")
 
 
 def ws_index_table(G: Generator) -> dict[int, set[str]]:
@@ -60,7 +65,8 @@ def selectable_layers(G: Generator, *, include_torgb: bool) -> list[str]:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """A parsed layer spec: `kind` ("all", "last", "phase", "layers", "auto", "gradnorm") and its argument."""
+    """A parsed layer spec: `kind` ("all", "official", "last", "phase", "layers", "auto", "auto-official",
+    "gradnorm") and its argument."""
 
     kind: str
     k: int | None = None  # for last / auto / gradnorm
@@ -73,7 +79,7 @@ class LayerSpec:
         return self.kind in DYNAMIC_KINDS
 
     def __str__(self) -> str:
-        if self.kind in ("last", "auto", "gradnorm"):
+        if self.kind in ("last", "auto", "auto-official", "gradnorm"):
             return f"{self.kind}:{self.k}"
         if self.kind == "phase":
             return f"phase:{self.phase}"
@@ -85,7 +91,7 @@ class LayerSpec:
 def _k_range(kind: str, G: Generator, include_torgb: bool) -> int:
     if kind == "last":
         return len(synthesis_blocks(G))
-    if kind == "auto":
+    if kind in ("auto", "auto-official"):
         return G.num_ws
     return len(selectable_layers(G, include_torgb=include_torgb))
 
@@ -94,10 +100,10 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
     """Parse and validate a layer spec against G; errors name the valid forms or the allowed K range."""
     text = str(spec).strip()
     kind, sep, arg = text.partition(":")
-    usage = "use all, last:K, phase:NAME, layers:NAME,NAME, auto:K or gradnorm:K"
-    if kind == "all" and not sep:
-        return LayerSpec("all")
-    if kind in ("last", "auto", "gradnorm") and sep:
+    usage = "use all, official, last:K, phase:NAME, layers:NAME,NAME, auto:K, auto-official:K or gradnorm:K"
+    if kind in ("all", "official") and not sep:
+        return LayerSpec(kind)
+    if kind in ("last", "auto", "auto-official", "gradnorm") and sep:
         hi = _k_range(kind, G, include_torgb)
         try:
             k = int(arg)
@@ -131,6 +137,8 @@ def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False)
     n_convs = len(G.convs)
     if spec.kind == "all":
         names = ["input", "conv1"] + [f"convs.{i}" for i in range(n_convs)]
+    elif spec.kind == "official":
+        return official_ws_layers(G)  # toRGB included, as the official recipe trains to_rgb1
     elif spec.kind == "last":
         names = ["input"] if spec.k == len(synthesis_blocks(G)) else []
         names += [n for block in synthesis_blocks(G)[-spec.k:] for n in block if n != "input" and not is_torgb(n)]
@@ -155,6 +163,20 @@ def layers_for_ws_indices(G: Generator, indices, *, include_torgb: bool = False)
     """The layers that read any of the given W+ indices (auto:K's mapping), in forward order."""
     table = ws_index_table(G)
     chosen = {name for i in indices for name in table[int(i)] if include_torgb or not is_torgb(name)}
+    return [n for n in module_prefixes(G) if n in chosen]
+
+
+def official_ws_layers(G: Generator) -> list[str]:
+    """The official code's W+ table as a list: index i -> [conv1, to_rgb1, convs.0, convs.1, ...][i].
+
+    It is one off from what the generator reads from index 2 on (`convs.0` reads index 1, not 2)."""
+    return ["conv1", "to_rgb1"] + [f"convs.{i}" for i in range(len(G.convs))]
+
+
+def official_layers_for_ws_indices(G: Generator, indices) -> list[str]:
+    """`auto-official:K`'s mapping: the official table's entries for the indices, in forward order."""
+    table = official_ws_layers(G)
+    chosen = {table[int(i)] for i in indices}
     return [n for n in module_prefixes(G) if n in chosen]
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from nada_utils.adapt.freezing import layers_for_ws_indices, parameters_of
+from nada_utils.adapt.freezing import layers_for_ws_indices, official_layers_for_ws_indices, parameters_of
 
 
 def auto_select(G_train, ws: torch.Tensor, global_loss_fn, *, k: int, iters: int = 1, lr: float = 0.01,
-                include_torgb: bool = False) -> tuple[list[int], list[str]]:
+                include_torgb: bool = False, official_table: bool = False) -> tuple[list[int], list[str]]:
     """The paper's adaptive selection: optimise W+ for the global loss, keep the K most-moved indices.
 
     Args:
@@ -20,6 +20,7 @@ def auto_select(G_train, ws: torch.Tensor, global_loss_fn, *, k: int, iters: int
         ws: `[N, num_ws, w_dim]` starting latents (from G_frozen's mapping; not modified).
         global_loss_fn: images `[N, 3, H, W]` -> scalar global CLIP loss towards the target.
         k: number of W+ indices to keep; iters / lr: plain SGD steps on W+.
+        official_table: map indices to layers with the official code's table (`auto-official:K`).
     Returns:
         (the K W+ indices, highest score first; the layers that read them, in forward order).
     """
@@ -32,6 +33,8 @@ def auto_select(G_train, ws: torch.Tensor, global_loss_fn, *, k: int, iters: int
             w -= lr * grad
     scores = (w.detach() - start).abs().mean(dim=-1).mean(dim=0)  # [num_ws]
     indices = torch.topk(scores, k).indices.tolist()
+    if official_table:
+        return indices, official_layers_for_ws_indices(G_train, indices)
     return indices, layers_for_ws_indices(G_train, indices, include_torgb=include_torgb)
 
 
@@ -64,6 +67,7 @@ def select_layers(spec, G_train, ws: torch.Tensor, auto_latents, global_loss_fn,
     `auto_latents()` gives the batch of ws that `auto:K` optimises (the reference draws a fresh one);
     `gradnorm:K` scores the step's own ws.
     """
-    if spec.kind == "auto":
-        return auto_select(G_train, auto_latents(), global_loss_fn, k=spec.k, iters=iters, lr=lr, include_torgb=include_torgb)
+    if spec.kind in ("auto", "auto-official"):
+        return auto_select(G_train, auto_latents(), global_loss_fn, k=spec.k, iters=iters, lr=lr, include_torgb=include_torgb,
+                           official_table=spec.kind == "auto-official")
     return [], gradnorm_select(G_train, ws, global_loss_fn, k=spec.k, candidates=candidates)

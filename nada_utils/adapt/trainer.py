@@ -21,10 +21,24 @@ import torch
 from nada_utils.adapt.checkpoint import checkpoint_dir, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from nada_utils.adapt.clip_guide import ClipGuide
 from nada_utils.adapt.config import TrainConfig
-from nada_utils.adapt.freezing import parse_layer_spec, selectable_layers, set_trainable, static_layers
+from nada_utils.adapt.freezing import (
+    official_ws_layers,
+    parse_layer_spec,
+    selectable_layers,
+    set_trainable,
+    static_layers,
+)
 from nada_utils.adapt.run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
 from nada_utils.adapt.selection import select_layers
-from nada_utils.adapt.training_step import StepSettings, as_floats, backward_step, parse_fast, precision, prepare_fast
+from nada_utils.adapt.training_step import (
+    StepSettings,
+    as_floats,
+    backward_step,
+    parse_fast,
+    precision,
+    prepare_fast,
+    step_from_zero_direction,
+)
 from nada_utils.devices import resolve_device, tune_cpu_allocator
 from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_write_text
@@ -42,13 +56,17 @@ class Setup:
     G_train: torch.nn.Module
     guide: ClipGuide
     directions: list[torch.Tensor]  # unit ΔT per CLIP model
-    global_targets: list[torch.Tensor]  # unit target embedding per CLIP model (auto / gradnorm)
+    global_targets: list[torch.Tensor]  # unit target embedding per CLIP model (evaluation)
     identity: torch.nn.Module | None
+    selection_targets: list[torch.Tensor] | None = None  # auto / gradnorm's target (default: global_targets)
 
 
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
-                style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None]) -> Setup:
-    """Load the generators and CLIP models and compute the target directions (text, or style images)."""
+                style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None],
+                clip_precision: str = "fp32", clip_resize: str = "antialias", selection_text: str = "templates") -> Setup:
+    """Load the generators and CLIP models and compute the target directions (text, or style images).
+
+    clip_precision, clip_resize, selection_text: as the `TrainConfig` fields of those names."""
     from nada_utils.models.clip_models import load_clip
     from nada_utils.models.generator_io import load_generator
     from nada_utils.models.identity import load_identity_loss
@@ -58,7 +76,12 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
         raise NadaError(f"{generator} is class-conditional ({G_frozen.c_dim} classes); adapting conditional generators "
                         f"is not supported yet: use `generate --class N` to sample it, or an unconditional generator")
     G_train = copy.deepcopy(G_frozen)
-    guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(clip_models, clip_weights)])
+    if clip_precision == "fp16" and device.type != "cuda":
+        raise NadaError(f"--clip-precision fp16 needs a CUDA GPU, and this run is on {device}; use fp32, or auto "
+                        f"(float16 on a GPU, float32 elsewhere, as the official code)")
+    half = clip_precision == "fp16" or (clip_precision == "auto" and device.type == "cuda")
+    guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(clip_models, clip_weights)],
+                      resize=clip_resize, half=half)
     if style_images:
         style = load_image_folder(style_images, G_frozen.img_resolution).to(device)
         with torch.no_grad():
@@ -70,11 +93,14 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
     else:
         directions = guide.text_directions(source_text, target_text, templates=templates)
         targets = guide.text_targets(target_text, templates=templates)
+    # The official code's auto selection pushes W+ towards the bare target text, whatever the direction uses.
+    selection = guide.text_targets(target_text, templates=False) if selection_text == "bare" and not style_images \
+        else targets
     identity = None
     if id_weight > 0:
         identity, message = load_identity_loss(device=device)
         log(message)
-    return Setup(G_frozen, G_train, guide, directions, targets, identity)
+    return Setup(G_frozen, G_train, guide, directions, targets, identity, selection)
 
 
 def layer_plan(G_train, cfg: TrainConfig):
@@ -83,8 +109,12 @@ def layer_plan(G_train, cfg: TrainConfig):
     A static spec trains all its candidates; a dynamic one (auto, gradnorm) turns subsets on per step.
     """
     spec = parse_layer_spec(cfg.layers, G_train, include_torgb=cfg.include_torgb)
-    candidates = selectable_layers(G_train, include_torgb=cfg.include_torgb) if spec.dynamic else \
-        static_layers(spec, G_train, include_torgb=cfg.include_torgb)
+    if spec.kind == "auto-official":  # the official table's layers, to_rgb1 among them
+        candidates = official_ws_layers(G_train)
+    elif spec.dynamic:
+        candidates = selectable_layers(G_train, include_torgb=cfg.include_torgb)
+    else:
+        candidates = static_layers(spec, G_train, include_torgb=cfg.include_torgb)
     names = set(set_trainable(G_train, candidates))
     params = [p for n, p in G_train.named_parameters() if n in names]
     return spec, candidates, torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
@@ -98,32 +128,49 @@ def setup_from_config(cfg: TrainConfig, device: torch.device, *, log: Callable[[
     return build_setup(generator=cfg.generator, clip_models=clip_models, clip_weights=weights,
                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
                        style_images=cfg.style_images, id_weight=cfg.id_weight if judges is None else 0.0,
-                       device=device, log=log)
+                       device=device, log=log, clip_precision=cfg.clip_precision, clip_resize=cfg.clip_resize,
+                       selection_text=cfg.selection_text)
 
 
 @dataclass
 class Latents:
-    """One batch of z, with an optional style-mixing partner from W+ index `cutoff` on."""
+    """One batch of z, with an optional style-mixing partner from W+ index `cutoff` on, and the noise
+    inputs of G_frozen and G_train when each draws its own (`noise="random"`; None: the stored noise)."""
 
     z: torch.Tensor
     z_mix: torch.Tensor | None = None
     cutoff: int = 0
+    noise: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+    cutoff_train: int | None = None  # G_train's own cutoff (`mixing_cutoff="independent"`); None: shared
 
-    def ws(self, G, truncation: float) -> torch.Tensor:
-        """`[N, num_ws, w_dim]` through G's own mapping network."""
+    def ws(self, G, truncation: float, *, train: bool = False) -> torch.Tensor:
+        """`[N, num_ws, w_dim]` through G's own mapping network (`train`: with G_train's cutoff)."""
         ws = G.mapping(self.z, truncation_psi=truncation)
         if self.z_mix is not None:
-            ws = style_mix(ws, G.mapping(self.z_mix, truncation_psi=truncation), self.cutoff)
+            cutoff = self.cutoff_train if train and self.cutoff_train is not None else self.cutoff
+            ws = style_mix(ws, G.mapping(self.z_mix, truncation_psi=truncation), cutoff)
         return ws
 
 
-def sample_latents(sampler: torch.Generator, n: int, *, z_dim: int, num_ws: int, mixing: float, device) -> Latents:
-    """A batch of z from the run's own sampler; style-mixed with probability `mixing`."""
+def sample_latents(sampler: torch.Generator, n: int, *, z_dim: int, num_ws: int, mixing: float, device,
+                   noise_sizes: list[tuple[int, int]] | None = None, independent_cutoff: bool = False) -> Latents:
+    """A batch of z from the run's own sampler; style-mixed with probability `mixing`.
+
+    `noise_sizes` (the generator's noise resolutions): also draw fresh noise for each generator, from
+    the same sampler, so that a resumed run draws what an uninterrupted one would.
+    `independent_cutoff`: G_train mixes at a cutoff of its own, as each generator call of the official
+    code draws one."""
     z = torch.randn(n, z_dim, generator=sampler).to(device)
+    latents = Latents(z)
     if mixing > 0 and torch.rand((), generator=sampler).item() < mixing:
         cutoff = int(torch.randint(1, num_ws, (), generator=sampler))
-        return Latents(z, torch.randn(n, z_dim, generator=sampler).to(device), cutoff)
-    return Latents(z)
+        latents = Latents(z, torch.randn(n, z_dim, generator=sampler).to(device), cutoff)
+        if independent_cutoff:
+            latents.cutoff_train = int(torch.randint(1, num_ws, (), generator=sampler))
+    if noise_sizes:
+        frozen, train = ([torch.randn(n, 1, h, w, generator=sampler).to(device) for h, w in noise_sizes] for _ in range(2))
+        latents.noise = (frozen, train)
+    return latents
 
 
 def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, truncation: float, device) -> Path:
@@ -281,17 +328,20 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         saved(write_samples(run_dir, step, G_frozen, G_train, n=cfg.n_samples, truncation=cfg.sample_truncation, device=device))
 
     def global_loss(images):
-        return guide.global_(images, setup.global_targets)
+        return guide.global_(images, setup.selection_targets or setup.global_targets)
 
     if start == 0:
         samples(0)
     last_good = ckpt_path
     settings = StepSettings(truncation=cfg.truncation, train_mapping=train_mapping, l2_weight=cfg.l2_weight,
                             id_weight=cfg.id_weight if setup.identity is not None else 0.0, fast=fast)
+    noise_sizes = [tuple(b.shape[2:]) for b in G_frozen.make_noise(1, "const")] if cfg.noise == "random" else None
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="nada", unit="step")
     for it in range(start, cfg.steps):
         t0 = time.perf_counter()
-        latents = sample_latents(sampler, cfg.batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=cfg.mixing, device=device)
+        latents = sample_latents(sampler, cfg.batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=cfg.mixing,
+                                 device=device, noise_sizes=noise_sizes,
+                                 independent_cutoff=cfg.mixing_cutoff == "independent")
         if spec.dynamic and it % cfg.auto_every == 0:
             def auto_latents():
                 with torch.no_grad():
@@ -307,12 +357,15 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         loss, terms = backward_step(setup, optimizer, latents, directions, settings, device)
         if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
             raise diverged(f"loss became {loss.item()}", it + 1)
-        optimizer.step()
+        if it == 0 and cfg.noise == "stored":
+            step_from_zero_direction(optimizer)  # a fresh run: G_train == G_frozen, the same noise, ΔI = 0
+        else:
+            optimizer.step()
         record = {"step": it + 1, **as_floats(terms), "loss": loss.item()}
         record["seconds"] = round(time.perf_counter() - t0, 4)
         if spec.dynamic:
             record["layers"] = list(selected)
-            if spec.kind == "auto":
+            if spec.kind in ("auto", "auto-official"):
                 record["ws_indices"] = list(selected_ws)
         with open(run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")

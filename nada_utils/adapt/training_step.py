@@ -91,8 +91,9 @@ class StepSettings:
 def forward_losses(setup, latents, directions, settings: StepSettings, device) -> tuple[torch.Tensor, dict]:
     """Render one batch with both generators and return (loss, {term: detached tensor}).
 
-    G_frozen runs without autograd; both generators see the same w and the same stored noise, unless
-    the mapping network itself is trained (phase:all). With `bf16`, only the generators (most of the
+    G_frozen runs without autograd; both generators see the same w (unless the mapping network itself
+    is trained, phase:all, or G_train mixes styles at its own cutoff) and the same stored noise, unless
+    `latents.noise` gives each its own. With `bf16`, only the generators (most of the
     FLOPs at 1024 px) run under autocast: the losses compare CLIP embeddings of two nearly equal
     images, and that small difference must not drown in bfloat16's rounding (8 bits of mantissa).
     """
@@ -100,9 +101,11 @@ def forward_losses(setup, latents, directions, settings: StepSettings, device) -
     with autocast(settings.fast, device):
         with torch.no_grad():
             ws = latents.ws(G_frozen, settings.truncation)
-            img_frozen = G_frozen.synthesis(ws, noise_mode="const")
-        ws_train = latents.ws(G_train, settings.truncation) if settings.train_mapping else ws
-        img_train = G_train.synthesis(ws_train, noise_mode="const")
+            noise_frozen, noise_train = latents.noise or (None, None)
+            img_frozen = G_frozen.synthesis(ws, noise_mode="const", noise=noise_frozen)
+        own = settings.train_mapping or latents.cutoff_train is not None  # G_train's own mapping or cutoff
+        ws_train = latents.ws(G_train, settings.truncation, train=True) if own else ws
+        img_train = G_train.synthesis(ws_train, noise_mode="const", noise=noise_train)
     img_frozen, img_train = img_frozen.float(), img_train.float()
     loss, directional = setup.guide.directional(img_frozen, img_train, directions)
     terms = {"directional": directional}
@@ -124,6 +127,24 @@ def backward_step(setup, optimizer, latents, directions, settings: StepSettings,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
     return loss, terms
+
+
+@torch.no_grad()
+def step_from_zero_direction(optimizer: torch.optim.Adam) -> None:
+    """The update Adam's first step would make, `lr * g / (|g| + eps)`, without entering Adam's moments.
+
+    At the first step of a run G_train equals G_frozen and both use the stored noise, so the image
+    direction ΔI is exactly zero: the loss's gradient has a meaningful direction (ΔT, through CLIP's
+    normalisation) but an arbitrary size (1 / the norm clamp, about 1,000 times the next gradients).
+    Adam's first update ignores the size, but its second moment would keep it for hundreds of steps
+    (beta2 = 0.992) and shrink every later update to about 1% of the learning rate: the first hundred
+    steps would stall. So this one step is taken as Adam would take it and left out of its statistics,
+    which start with the first gradient of a real direction.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                p.addcdiv_(p.grad, p.grad.abs().add_(group["eps"]), value=-group["lr"])
 
 
 def as_floats(terms: dict) -> dict:

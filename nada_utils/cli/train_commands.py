@@ -10,7 +10,7 @@ from nada_utils.errors import NadaError
 
 
 def cmd_train(args) -> int:
-    from nada_utils.adapt.config import PRESETS, make_config
+    from nada_utils.adapt.config import PRESETS, config_settings, make_config
     from nada_utils.adapt.trainer import train
 
     explicit = dict(
@@ -20,7 +20,8 @@ def cmd_train(args) -> int:
         steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
         id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
-        eval_samples=args.eval_samples)
+        eval_samples=args.eval_samples, noise=args.noise, clip_precision=args.clip_precision,
+        clip_resize=args.clip_resize, selection_text=args.selection_text, mixing_cutoff=args.mixing_cutoff)
     explicit = {k: v for k, v in explicit.items() if v is not None}
     if args.clip is not None and args.clip_weights is None:
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
@@ -28,10 +29,12 @@ def cmd_train(args) -> int:
         if args.preset and args.preset not in PRESETS:
             raise NadaError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
         # Re-running the same command with --resume must work: its settings equal the saved ones.
-        overrides = {**(PRESETS[args.preset] if args.preset else {}), **explicit}
+        overrides = config_settings(args.preset, reference=args.reference, **explicit)
+        overrides.pop("extras", None)
         out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet, sync_dir=args.sync_dir)
     else:
-        out = train(make_config(args.preset, **explicit), args.out, progress=not args.quiet, sync_dir=args.sync_dir)
+        out = train(make_config(args.preset, reference=args.reference, **explicit), args.out, progress=not args.quiet,
+                    sync_dir=args.sync_dir)
     print(f"wrote {out}; samples in {Path(args.out) / 'samples'}, log in {Path(args.out) / 'log.jsonl'}")
     return 0
 
@@ -133,7 +136,8 @@ def add_commands(sub) -> None:
     t.add_argument("--target", help="target text (default: sketch)")
     t.add_argument("--no-templates", action="store_true", default=None, help="use the bare texts, not the 79 templates")
     t.add_argument("--style-images", help="folder of style images: image-guided direction instead of text")
-    t.add_argument("--layers", help="all, last:K, phase:NAME, layers:A,B, auto:K or gradnorm:K (default all)")
+    t.add_argument("--layers", help="all, official, last:K, phase:NAME, layers:A,B, auto:K, auto-official:K or "
+                                    "gradnorm:K (default all)")
     t.add_argument("--include-torgb", action="store_true", default=None, help="also train the toRGB layers")
     t.add_argument("--auto-every", type=int, help="auto/gradnorm: reselect layers every N steps (default 1)")
     t.add_argument("--steps", type=int)
@@ -153,6 +157,19 @@ def add_commands(sub) -> None:
     t.add_argument("--fast", help="speed options: auto (tf32,channels_last on a GPU; none on a CPU), none, or a comma "
                                   "list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = t.add_argument_group("the official code's behaviour (docs/REFERENCE.md)")
+    r.add_argument("--reference", action="store_true", help="run exactly what the official StyleGAN-NADA code runs: "
+                   "the settings below as it has them, and auto:K with its W+ table (auto-official:K)")
+    r.add_argument("--noise", choices=["stored", "random"], help="stored (default): the checkpoint's noise in both "
+                   "generators; random: fresh noise per generator and step, as the official code")
+    r.add_argument("--clip-precision", choices=["fp32", "fp16", "auto"],
+                   help="fp32 (default); fp16 (CUDA only); auto: fp16 on a GPU, fp32 on a CPU, as the official code")
+    r.add_argument("--clip-resize", choices=["antialias", "official"],
+                   help="CLIP input resize: antialias (default) or official (bicubic without antialiasing)")
+    r.add_argument("--selection-text", choices=["templates", "bare"],
+                   help="auto/gradnorm's target: templates (default, as the direction) or bare (the text alone, official)")
+    r.add_argument("--mixing-cutoff", choices=["shared", "independent"],
+                   help="with --mixing: one style-mixing cutoff for both generators (default), or one each (official)")
     t.set_defaults(func=cmd_train)
 
     st = sub.add_parser("study", help="block importance: train a preset once per layer strategy, on the same budget")

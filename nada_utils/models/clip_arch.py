@@ -26,19 +26,32 @@ def import_clip():
     return clip
 
 
-def clip_preprocess(images: torch.Tensor, resolution: int) -> torch.Tensor:
+def clip_preprocess(images: torch.Tensor, resolution: int, *, resize: str = "antialias") -> torch.Tensor:
     """Differentiable CLIP input: `[N, 3, H, W]` in [-1, 1] -> `[N, 3, R, R]` normalised.
 
     Same steps as CLIP's PIL pipeline, in torch so gradients reach the generator: [-1, 1] -> [0, 1],
-    bicubic resize of the short side to R (antialiased when shrinking), centre crop, mean/std.
+    bicubic resize of the short side to R, centre crop, mean/std. `resize="antialias"` antialiases
+    when shrinking, as PIL does; "official" does what the official StyleGAN-NADA code gets from CLIP's
+    Resize + CenterCrop on tensors with the torchvision it pins: no antialiasing, torchvision's sizes.
     """
+    if resize not in ("antialias", "official"):
+        raise ValueError(f"resize must be 'antialias' or 'official', got {resize!r}")
     x = (images + 1) / 2
     h, w = x.shape[-2:]
-    scale = resolution / min(h, w)
-    size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
+    short, long = min(h, w), max(h, w)
+    if resize == "official":  # torchvision Resize(int): the long side is truncated, the crop offset rounded
+        big = int(resolution * long / short)
+        size = (resolution, big) if h <= w else (big, resolution)
+    else:
+        scale = resolution / short
+        size = (max(resolution, round(h * scale)), max(resolution, round(w * scale)))
     if (h, w) != size:
-        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=scale < 1)
-    top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False,
+                          antialias=resize == "antialias" and resolution < short)
+    if resize == "official":
+        top, left = int(round((size[0] - resolution) / 2.0)), int(round((size[1] - resolution) / 2.0))
+    else:
+        top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
     x = x[..., top:top + resolution, left:left + resolution]
     mean = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = x.new_tensor(CLIP_STD).view(1, 3, 1, 1)

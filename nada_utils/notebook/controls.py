@@ -13,9 +13,11 @@ from nada_utils.errors import NadaError
 
 # Strategies offered in the dropdown: (label, spec prefix). Specs ending in ":" take K.
 STRATEGIES = [
-    ("all layers (reference default)", "all"),
+    ("all: constant, conv1, every conv", "all"),
+    ("official: conv1, to_rgb1, every conv (official recipe)", "official"),
     ("last K blocks", "last:"),
     ("auto: top-K W+ indices (paper)", "auto:"),
+    ("auto-official: the official, one-off W+ table", "auto-official:"),
     ("gradnorm: top-K layers", "gradnorm:"),
 ] + [(f"phase: {p}", f"phase:{p}") for p in PHASES if p != "all"]
 

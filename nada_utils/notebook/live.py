@@ -63,7 +63,7 @@ def _live_preview(name: str):
 def quick_run(session: Session, *, preset: str = "mini-sketch", steps: int | None = None) -> RunResult:
     """An offline mini-world run to look at when no adapted generator exists yet (reused once finished).
 
-    The preset's own budget (200 steps, about 1.5 minutes on a laptop CPU) is what it takes for the
+    The preset's own budget (100 steps, about a minute on a laptop CPU) is what it takes for the
     mini world's sketch to appear; much shorter runs barely move.
     """
     cfg = make_config(preset, steps=steps, sample_every=0, checkpoint_every=0)

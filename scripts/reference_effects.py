@@ -1,0 +1,137 @@
+"""Measure what each difference from the official code does (docs/REFERENCE.md).
+
+    python scripts/reference_effects.py mini --seeds 0 1 --out runs/reference-effects     # mini-world runs
+    python scripts/reference_effects.py gradients --size 1024                             # one full-size step
+
+`mini` trains mini-sketch once per setting and seed (two at a time) and prints the ground truth and how
+fast the loss fell. `gradients` takes one training step's gradient with random config-f weights of
+--size (noise strengths set to 0.1, as trained models have them) and a random ViT-B/32, under nada's
+settings and under each official one, and prints the cosine between them and the layers each selects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+STEPS = 50  # the mini-world runs of docs/REFERENCE.md
+SETTINGS = {  # name: (config overrides, make_config's reference flag)
+    "nada": ({}, False),
+    "noise random": ({"noise": "random"}, False),
+    "layers official": ({"layers": "official"}, False),
+    "reference (all switches)": ({}, True),
+    "auto:4": ({"layers": "auto:4"}, False),
+    "auto-official:4": ({"layers": "auto-official:4"}, False),
+    "auto:4, templates": ({"layers": "auto:4", "templates": True}, False),
+    "auto:4, templates, selection bare": ({"layers": "auto:4", "templates": True, "selection_text": "bare"}, False),
+    "mixing 0.9": ({"mixing": 0.9}, False),
+    "mixing 0.9, independent cutoffs": ({"mixing": 0.9, "mixing_cutoff": "independent"}, False),
+}
+
+
+def _mini_run(job):
+    name, seed, out = job
+    from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.trainer import train
+
+    torch.set_num_threads(1)
+    overrides, reference = SETTINGS[name]
+    run = Path(out) / f"{name.replace(' ', '_').replace(':', '-').replace(',', '')}_seed{seed}"
+    if not (run / "metrics.json").is_file():
+        cfg = make_config("mini-sketch", reference=reference, seed=seed, steps=STEPS, eval_samples=0, device="cpu",
+                          **overrides)
+        train(cfg, run, progress=False, log=lambda _: None)
+    losses = [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines()]
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {"setting": name, "seed": seed, "gap_closed": metrics["gap_closed"], "structure": metrics["structure"],
+            "target_share": metrics["target_share"], "loss_25": losses[24], "loss_last": losses[-1],
+            "first_below_0.4": next((i + 1 for i, v in enumerate(losses) if v < 0.4), None)}
+
+
+def mini(args) -> None:
+    jobs = [(name, seed, args.out) for name in SETTINGS for seed in args.seeds]
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(_mini_run, jobs))
+    print(f"{'setting':<36}{'seed':>5}{'gap_closed':>11}{'structure':>10}{'target':>8}{'loss@25':>9}{'last':>7}{'<0.4 at':>8}")
+    for r in rows:
+        print(f"{r['setting']:<36}{r['seed']:>5}{r['gap_closed']:>11.3f}{r['structure']:>10.3f}{r['target_share']:>8.3f}"
+              f"{r['loss_25']:>9.3f}{r['loss_last']:>7.3f}{str(r['first_below_0.4']):>8}")
+    Path(args.out, "effects.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine of two long vectors, summed in float64 (float32 sums over millions of terms drift past 1)."""
+    a, b = a.double(), b.double()
+    return float((a @ b) / (a.norm() * b.norm()))
+
+
+def gradients(args) -> None:
+    from nada_utils.adapt.clip_guide import ClipGuide
+    from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.trainer import layer_plan, sample_latents, setup_from_config
+    from nada_utils.adapt.training_step import StepSettings, backward_step, step_from_zero_direction
+
+    cfg = make_config(None, generator=f"random:{args.size}", clip_models=("random:ViT-B/32",), clip_weights=(1.0,),
+                      batch=1, device="cpu", eval_samples=0, layers="all")
+    device = torch.device("cpu")
+    setup = setup_from_config(cfg, device)
+    with torch.no_grad():
+        for name, p in setup.G_frozen.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.1)
+    setup.G_train = copy.deepcopy(setup.G_frozen)
+    _, _, optimizer = layer_plan(setup.G_train, cfg)
+    G = setup.G_frozen
+    sizes = [tuple(b.shape[2:]) for b in G.make_noise(1, "const")]
+
+    def step_grad(*, noise=False, guide=None, seed=1):
+        sampler = torch.Generator().manual_seed(seed)
+        latents = sample_latents(sampler, 1, z_dim=G.z_dim, num_ws=G.num_ws, mixing=0.0, device=device,
+                                 noise_sizes=sizes if noise else None)
+        s = copy.copy(setup)
+        if guide is not None:
+            s.guide = guide
+        backward_step(s, optimizer, latents, s.directions, StepSettings(), device)
+        return torch.cat([p.grad.flatten() for g in optimizer.param_groups for p in g["params"]])
+
+    # Move G_train off G_frozen first (nada's first step), so the image direction is not zero.
+    step_grad(seed=0)
+    step_from_zero_direction(optimizer)
+    base = step_grad()
+    models = [(gm.name, gm.model, gm.weight) for gm in setup.guide.models]
+    results = {"size": args.size}
+    results["noise random"] = cosine(base, step_grad(noise=True))
+    official_resize = ClipGuide(models, resize="official")
+    results["clip resize official"] = cosine(base, step_grad(guide=official_resize))
+    half = ClipGuide([(n, copy.deepcopy(m), w) for n, m, w in models], half=True)
+    results["clip fp16"] = cosine(base, step_grad(guide=half))
+    print(json.dumps(results, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("mini")
+    m.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    m.add_argument("--out", default="runs/reference-effects")
+    m.add_argument("--workers", type=int, default=2)
+    g = sub.add_parser("gradients")
+    g.add_argument("--size", type=int, default=1024)
+    g.add_argument("--out")
+    args = p.parse_args()
+    mini(args) if args.what == "mini" else gradients(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
