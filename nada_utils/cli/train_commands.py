@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nada_utils.adapt.config import CLIP_PRECISIONS, CLIP_RESIZES, MIXING_CUTOFFS, NOISE, SELECTION_TEXTS
 from nada_utils.cli.args import floats, names
 from nada_utils.errors import NadaError
 
@@ -160,15 +161,15 @@ def add_commands(sub) -> None:
     r = t.add_argument_group("the official code's behaviour (docs/REFERENCE.md)")
     r.add_argument("--reference", action="store_true", help="run exactly what the official StyleGAN-NADA code runs: "
                    "the settings below as it has them, and auto:K with its W+ table (auto-official:K)")
-    r.add_argument("--noise", choices=["stored", "random"], help="stored (default): the checkpoint's noise in both "
+    r.add_argument("--noise", choices=NOISE, help="stored (default): the checkpoint's noise in both "
                    "generators; random: fresh noise per generator and step, as the official code")
-    r.add_argument("--clip-precision", choices=["fp32", "fp16", "auto"],
+    r.add_argument("--clip-precision", choices=CLIP_PRECISIONS,
                    help="fp32 (default); fp16 (CUDA only); auto: fp16 on a GPU, fp32 on a CPU, as the official code")
-    r.add_argument("--clip-resize", choices=["antialias", "official"],
+    r.add_argument("--clip-resize", choices=CLIP_RESIZES,
                    help="CLIP input resize: antialias (default) or official (bicubic without antialiasing)")
-    r.add_argument("--selection-text", choices=["templates", "bare"],
+    r.add_argument("--selection-text", choices=SELECTION_TEXTS,
                    help="auto/gradnorm's target: templates (default, as the direction) or bare (the text alone, official)")
-    r.add_argument("--mixing-cutoff", choices=["shared", "independent"],
+    r.add_argument("--mixing-cutoff", choices=MIXING_CUTOFFS,
                    help="with --mixing: one style-mixing cutoff for both generators (default), or one each (official)")
     t.set_defaults(func=cmd_train)
 

@@ -117,7 +117,7 @@ def check_nvlabs_settings(g: PersistentObject, sd: dict[str, torch.Tensor], path
     if len(gains) > 1:
         raise refuse(f"its mapping layers have different lr multipliers {sorted(gains)}")
     if not gains:  # attributes absent: the MappingNetwork's constructor argument, else NVlabs' default
-        kwargs = (sd and next((o.state.get("_init_kwargs") for n, o in _walk(g) if n == "mapping"), None)) or {}
+        kwargs = next((o.state.get("_init_kwargs") for n, o in _walk(g) if n == "mapping"), None) or {}
         gains.add(_number(kwargs.get("lr_multiplier", 0.01)) if isinstance(kwargs, dict) else 0.01)
     gain = gains.pop()
     if gain is None or not (gain > 0 and np.isfinite(gain)):
