@@ -77,7 +77,7 @@ def gradients(args) -> None:
     from nada_utils.adapt.clip_guide import ClipGuide
     from nada_utils.adapt.config import make_config
     from nada_utils.adapt.trainer import layer_plan, sample_latents, setup_from_config
-    from nada_utils.adapt.training_step import StepSettings, backward_step, step_from_zero_direction
+    from nada_utils.adapt.training_step import StepSettings, backward_step
 
     cfg = make_config(None, generator=f"random:{args.size}", clip_models=("random:ViT-B/32",), clip_weights=(1.0,),
                       batch=1, device="cpu", eval_samples=0, layers="all")
@@ -104,7 +104,7 @@ def gradients(args) -> None:
 
     # Move G_train off G_frozen first (nada's first step), so the image direction is not zero.
     step_grad(seed=0)
-    step_from_zero_direction(optimizer)
+    optimizer.step()
     base = step_grad()
     models = [(gm.name, gm.model, gm.weight) for gm in setup.guide.models]
     results = {"size": args.size}

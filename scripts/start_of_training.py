@@ -1,12 +1,12 @@
-"""How training starts: the size of each step's update, nada's first step against plain Adam's.
+"""How training starts: the loss and the size of each step's update, for a floor of the directional loss.
 
     python scripts/start_of_training.py --size 256 --clip ViT-B/32 --steps 60            # random weights, real shapes
     python scripts/start_of_training.py --preset mini-sketch --lr 0.01 --steps 200      # the mini world
 
 For each step it prints the loss, the gradient norm and the update's RMS over the trained parameters
-in units of the learning rate, then the mean update of steps 2-10 over that of steps 50-60. `--first
-adam` takes the first step with Adam as the official code does (the gradient of a zero image
-direction enters Adam's moments); `--first nada` is the trainer's `step_from_zero_direction`.
+in units of the learning rate, then the mean update of steps 2-10 over that of steps 50-60.
+`--floor` is the directional loss's floor on |ΔI| (`losses.directional_loss`): nada's default, or
+1e-4 for the clamp that nada had before, which stalled training.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 from nada_utils.adapt.config import make_config  # noqa: E402
 from nada_utils.adapt.trainer import layer_plan, sample_latents, setup_from_config  # noqa: E402
-from nada_utils.adapt.training_step import StepSettings, backward_step, step_from_zero_direction  # noqa: E402
+from nada_utils.adapt.losses import DIRECTION_FLOOR  # noqa: E402
+from nada_utils.adapt.training_step import StepSettings, backward_step  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +37,7 @@ def main() -> int:
     p.add_argument("--lr", type=float)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--seed", type=int, default=0, help="the latent sampler's seed")
-    p.add_argument("--first", choices=["nada", "adam"], default="nada")
+    p.add_argument("--floor", type=float, default=DIRECTION_FLOOR, help=f"floor on |ΔI| (default {DIRECTION_FLOOR})")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", help="write every step's figures here")
     args = p.parse_args()
@@ -44,10 +45,11 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     if args.preset:
         cfg = make_config(args.preset, lr=args.lr, batch=args.batch if args.batch != 2 else None, device="cpu",
-                          eval_samples=0, seed=args.seed)
+                          eval_samples=0, seed=args.seed, direction_floor=args.floor)
     else:
         cfg = make_config(None, generator=f"random:{args.size}", clip_models=(f"random:{args.clip}",), clip_weights=(1.0,),
-                          batch=args.batch, lr=args.lr, device="cpu", eval_samples=0, seed=args.seed)
+                          batch=args.batch, lr=args.lr, device="cpu", eval_samples=0, seed=args.seed,
+                          direction_floor=args.floor)
     device = torch.device("cpu")
     setup = setup_from_config(cfg, device)
     _, _, optimizer = layer_plan(setup.G_train, cfg)
@@ -63,10 +65,7 @@ def main() -> int:
         loss, _ = backward_step(setup, optimizer, latents, setup.directions, settings, device)
         grad = math.sqrt(sum(float(q.grad.square().sum()) for q in params if q.grad is not None))
         before = [q.detach().clone() for q in params]
-        if it == 0 and args.first == "nada":
-            step_from_zero_direction(optimizer)
-        else:
-            optimizer.step()
+        optimizer.step()
         with torch.no_grad():
             rms = math.sqrt(sum(float((q - b).square().sum()) for q, b in zip(params, before)) / n) / cfg.lr
         rows.append({"step": it + 1, "loss": loss.item(), "grad": grad, "update_over_lr": rms,
@@ -79,7 +78,7 @@ def main() -> int:
         return sum(part) / len(part) if part else float("nan")
 
     summary = {"generator": cfg.generator, "clip": list(cfg.clip_models), "lr": cfg.lr, "batch": cfg.batch,
-               "seed": cfg.seed, "first": args.first, "update_2_10": mean(2, 10), "update_50_60": mean(50, 60),
+               "seed": cfg.seed, "floor": args.floor, "update_2_10": mean(2, 10), "update_50_60": mean(50, 60),
                "loss_at": {s: round(rows[s - 1]["loss"], 3) for s in (1, 10, 25, 50, 100, 200) if s <= len(rows)},
                "first_below_0.4": next((r["step"] for r in rows if r["loss"] < 0.4), None)}
     summary["ratio"] = summary["update_2_10"] / summary["update_50_60"]

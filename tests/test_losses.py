@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nada_utils import NadaError
 from nada_utils.adapt.clip_guide import ClipGuide
@@ -36,6 +37,28 @@ def test_directional_loss_zero_difference_is_finite_and_points_along_direction()
     # Gradient descent moves emb_train towards +d.
     assert (-train.grad @ d).item() > 0
 
+
+
+def test_the_floor_makes_the_loss_linear_below_it_and_leaves_the_cosine_above():
+    frozen = torch.tensor([[1.0, 0.0, 0.0]])
+    d = torch.tensor([0.0, 1.0, 0.0])
+
+    def loss_and_grad(step, floor):
+        train = (frozen + torch.tensor([[0.0, step, step]])).requires_grad_(True)
+        loss = directional_loss(frozen, train, d, floor=floor)
+        loss.backward()
+        return loss.item(), train.grad.norm().item()
+
+    # A large change: the reference's 1 - cos(ΔI, ΔT) whatever the floor.
+    delta = F.normalize(torch.tensor([[1.0, 1.0, 1.0]]), dim=-1) - frozen
+    assert loss_and_grad(1.0, 0.1)[0] == pytest.approx(1 - F.cosine_similarity(delta, d[None]).item(), abs=1e-6)
+    assert loss_and_grad(1.0, 0.1) == pytest.approx(loss_and_grad(1.0, 1e-6))
+    # Tiny changes: without a floor the gradient grows as 1 / |ΔI| (the stall of issue 17); with it,
+    # the gradient keeps the size it has at |ΔI| = floor.
+    tiny, smaller = loss_and_grad(1e-3, 0.1), loss_and_grad(1e-5, 0.1)
+    assert smaller[1] == pytest.approx(tiny[1], rel=1e-2) and tiny[1] < 20
+    assert loss_and_grad(1e-5, 1e-6)[1] > 100 * loss_and_grad(1e-3, 1e-6)[1] / 2
+    assert 1 - tiny[0] == pytest.approx(1e-3 / 0.1, rel=1e-2)  # linear: ΔI·ΔT / floor
 
 def test_global_loss_and_l2():
     emb = torch.tensor([[1.0, 0.0], [0.0, 2.0]])

@@ -97,6 +97,19 @@ def test_official_layer_set_and_the_official_one_off_table():
     assert layers_for_ws_indices(G, [2]) == ["convs.1"]
 
 
+
+def test_direction_floor_reaches_the_loss_and_reference_drops_it(tmp_path):
+    assert make_config("tiny").direction_floor == 0.1 and make_config("tiny", reference=True).direction_floor == 1e-6
+    runs = {}
+    for floor in (0.1, 1e-4):
+        run = tmp_path / str(floor)
+        assert main(["train", "--preset", "tiny", "--steps", "3", "--direction-floor", str(floor), "--sample-every", "0",
+                     "--eval-samples", "0", "--out", str(run), "--quiet"]) == 0
+        assert json.loads((run / "config.json").read_text())["direction_floor"] == floor
+        runs[floor] = first_losses(run)
+    assert runs[0.1][0] == runs[1e-4][0] == 1.0  # ΔI = 0 at step 1 under either floor
+    assert runs[0.1][1:] != runs[1e-4][1:]  # the first gradient's size differs, so does every step after it
+
 def test_official_resize_is_bicubic_without_antialiasing_as_torchvision_did():
     x = torch.rand(2, 3, 64, 48) * 2 - 1
     official = clip_preprocess(x, 32, resize="official")

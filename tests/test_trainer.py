@@ -132,27 +132,37 @@ def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path):
 def test_weights_that_overflow_under_a_finite_loss_are_never_checkpointed(tmp_path):
     from nada_utils import NadaError
 
-    # lr 1e38: step 1's loss is finite (identical generators), its Adam update makes the weights inf.
+    # lr 3e38: step 1's loss is finite (identical generators), its Adam update overflows to inf (Adam computes
+    # lr * g before dividing; the old clamp of |ΔI| gives gradients large enough for that).
+    cfg = make_config("tiny", steps=5, lr=3e38, checkpoint_every=1, sample_every=0, direction_floor=1e-4)
     with pytest.raises(NadaError, match="the weights became nan or inf at step 1; no checkpoint was written"):
-        train(make_config("tiny", steps=5, lr=1e38, checkpoint_every=1, sample_every=0), tmp_path / "run", progress=False)
+        train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
-def test_the_first_step_moves_like_adam_and_leaves_no_trace_in_its_moments(tmp_path):
-    """Step 1 starts from ΔI = 0, whose gradient has an arbitrary size; Adam must not remember it."""
+def test_the_first_step_is_a_full_adam_step_and_its_gradient_the_size_of_the_next(tmp_path):
+    """Step 1 starts from ΔI = 0. Without a floor its gradient would be ~1 / |ΔI| times too large, and
+    Adam's second moment would remember it and shrink the next hundred updates (issue 17)."""
     from nada_utils.adapt.checkpoint import load_checkpoint
 
-    cfg = make_config("tiny", steps=2, checkpoint_every=1, sample_every=0, eval_samples=0, keep=5, device="cpu")
-    train(cfg, tmp_path / "run", progress=False)
-    G0 = load_generator("random:tiny")
-    step1 = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000001.pt")
-    step2 = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000002.pt")
-    moved = torch.cat([(step1["G_train"][k] - v).flatten() for k, v in G0.state_dict().items()]).abs()
+    def gradients_and_moves(floor):
+        run = tmp_path / f"floor-{floor}"
+        cfg = make_config("tiny", steps=3, checkpoint_every=1, sample_every=0, eval_samples=0, keep=5, device="cpu",
+                          direction_floor=floor)
+        train(cfg, run, progress=False)
+        states = [load_checkpoint(run / "checkpoints" / f"step_{s:06d}.pt") for s in (1, 2, 3)]
+        beta2 = cfg.betas[1]
+        # Adam's v after step s is b2 v + (1 - b2) g_s^2: recover each step's squared gradient norm from it.
+        v = [sum(float(st["exp_avg_sq"].double().sum()) for st in state["optimizer"]["state"].values()) for state in states]
+        squares = [v[0] / (1 - beta2), (v[1] - beta2 * v[0]) / (1 - beta2), (v[2] - beta2 * v[1]) / (1 - beta2)]
+        G0 = load_generator("random:tiny")
+        moved = torch.cat([(states[0]["G_train"][k] - p).flatten() for k, p in G0.state_dict().items()]).abs()
+        return [x ** 0.5 for x in squares], moved, cfg.lr
+
+    (g1, g2, g3), moved, lr = gradients_and_moves(0.1)
     # Adam's first update, lr * g / (|g| + eps): a full learning rate wherever the gradient is not tiny.
-    assert moved.max() == pytest.approx(cfg.lr, rel=1e-4)  # float32 rounding of weights near 1
-    assert (moved > 0.99 * cfg.lr).float().mean() > 0.5
-    assert step1["optimizer"]["state"] == {}  # nothing of step 1's gradient in the moments
-    beta2 = cfg.betas[1]
-    for s in step2["optimizer"]["state"].values():  # one gradient in them, step 2's: v = (1 - b2) g^2, m = g
-        assert int(s["step"]) == 1
-        assert torch.allclose(s["exp_avg_sq"], (1 - beta2) * s["exp_avg"].square(), rtol=1e-5, atol=1e-30)
+    assert moved.max() == pytest.approx(lr, rel=1e-4)  # float32 rounding of weights near 1
+    assert (moved > 0.99 * lr).float().mean() > 0.5
+    assert g1 < 3 * min(g2, g3)  # a gradient of the size of the next ones, not 1,000 times theirs
+    (old1, old2, old3), _, _ = gradients_and_moves(1e-4)  # the clamp of earlier versions: the stall's cause
+    assert old1 > 30 * max(old2, old3)

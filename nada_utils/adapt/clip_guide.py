@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nada_utils.adapt.losses import directional_loss, global_loss, unit_direction
+from nada_utils.adapt.losses import DIRECTION_FLOOR, directional_loss, global_loss, unit_direction
 from nada_utils.adapt.prompt_templates import IMAGENET_TEMPLATES
 from nada_utils.errors import NadaError
 from nada_utils.models.clip_arch import clip_preprocess, import_clip
@@ -75,17 +75,18 @@ class ClipGuide:
         resize: how images are resized to CLIP's input, `clip_preprocess`'s `resize`.
         half: run the models in float16 as the official code's CLIP runs on a GPU (the models are converted
             in place); embeddings come back in float32 either way.
+        floor: the directional loss's floor on |ΔI| (`losses.directional_loss`).
     """
 
     def __init__(self, models: list[tuple[str, torch.nn.Module, float]], *, resize: str = "antialias",
-                 half: bool = False):
+                 half: bool = False, floor: float = DIRECTION_FLOOR):
         if not models:
             raise NadaError("at least one CLIP model is needed")
         if half:  # as clip.load does on a GPU: float16 convolutions, linear layers and attention, float32 LayerNorms
             for _, m, _ in models:
                 import_clip().model.convert_weights(m)
         self.models = [GuideModel(n, m, float(w)) for n, m, w in models]
-        self.resize, self.half = resize, half
+        self.resize, self.half, self.floor = resize, half, floor
         self._text_cache: dict[tuple, torch.Tensor] = {}
 
     def clear_text_cache(self) -> None:
@@ -143,7 +144,7 @@ class ClipGuide:
         with torch.no_grad():
             emb_frozen = self.encode_images(img_frozen)
         emb_train = self.encode_images(img_train)
-        terms = {gm.name: directional_loss(f, t, d) for gm, f, t, d in zip(self.models, emb_frozen, emb_train, directions)}
+        terms = {gm.name: directional_loss(f, t, d, floor=self.floor) for gm, f, t, d in zip(self.models, emb_frozen, emb_train, directions)}
         total = sum(gm.weight * terms[gm.name] for gm in self.models)
         return total, {k: v.detach() for k, v in terms.items()}
 

@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from nada_utils.adapt.losses import DIRECTION_FLOOR
 from nada_utils.errors import NadaError
 
 NOISE = ("stored", "random")
@@ -20,7 +21,11 @@ SELECTION_TEXTS = ("templates", "bare")
 MIXING_CUTOFFS = ("shared", "independent")
 # What --reference sets: every switch as the official StyleGAN-NADA code has it (docs/REFERENCE.md).
 REFERENCE = dict(noise="random", clip_precision="auto", clip_resize="official", selection_text="bare",
-                 mixing_cutoff="independent", reference=True)
+                 mixing_cutoff="independent", direction_floor=1e-6, reference=True)
+
+# Fields that earlier versions did not write, with the value those versions used (not today's default),
+# so that their run dirs resume exactly.
+EARLIER_VERSIONS = dict(direction_floor=1e-4)
 
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
 RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast", "eval_samples")
@@ -65,6 +70,7 @@ class TrainConfig:
     clip_resize: str = "antialias"  # CLIP input resize: "antialias" (bicubic, antialiased when shrinking) or "official"
     selection_text: str = "templates"  # auto/gradnorm's target: "templates" (as the direction's) or "bare" (the text alone)
     mixing_cutoff: str = "shared"  # style mixing: one cutoff for both generators, or "independent" (one each, official)
+    direction_floor: float = DIRECTION_FLOOR  # |ΔI| below which the directional loss is linear (official: none)
     reference: bool = False  # made with --reference: the settings above (and auto's layer table) as the official code's
     eval_samples: int = 32  # held-out latents scored at every checkpoint (evaluation.py); 0: no evaluation
     ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
@@ -77,7 +83,8 @@ class TrainConfig:
         # inf passes every range check below (inf > 0) and NaN fails none of them silently: refuse both first.
         floats = {"--lr": [self.lr], "--mixing": [self.mixing], "truncation": [self.truncation], "--l2": [self.l2_weight],
                   "--id-weight": [self.id_weight], "auto_lr": [self.auto_lr], "--clip-weights": self.clip_weights,
-                  "sample_truncation": [self.sample_truncation], "betas": self.betas}
+                  "sample_truncation": [self.sample_truncation], "betas": self.betas,
+                  "--direction-floor": [self.direction_floor]}
         for flag, values in floats.items():
             bad = [v for v in values if not math.isfinite(v)]
             if bad:
@@ -109,6 +116,7 @@ class TrainConfig:
             (self.clip_resize in CLIP_RESIZES, f"--clip-resize must be one of {', '.join(CLIP_RESIZES)}, got {self.clip_resize!r}"),
             (self.selection_text in SELECTION_TEXTS,
              f"--selection-text must be one of {', '.join(SELECTION_TEXTS)}, got {self.selection_text!r}"),
+            (0 < self.direction_floor <= 2, f"--direction-floor must be in (0, 2], got {self.direction_floor}"),
             (self.mixing_cutoff in MIXING_CUTOFFS,
              f"--mixing-cutoff must be one of {', '.join(MIXING_CUTOFFS)}, got {self.mixing_cutoff!r}"),
         ]
@@ -140,7 +148,7 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise NadaError(f"config has unknown fields {unknown}; it was written by another version of nada")
-        return cls(**data)
+        return cls(**{**EARLIER_VERSIONS, **data})
 
 
 PRESETS: dict[str, dict] = {
@@ -151,7 +159,7 @@ PRESETS: dict[str, dict] = {
         # The mini world: bundled 64 px generator and mini CLIP, scored against true target renders.
         generator="mini-photo", clip_models=("mini-clip",), clip_weights=(1.0,), source_text="a photo",
         target_text=prompt, templates=False, ground_truth=f"mini-world:{domain}", layers="all", steps=steps, batch=8,
-        # Near the reference lr (0.0016). Until training started at once (training_step.step_from_zero_direction)
+        # Near the reference lr (0.0016). Until training started at once (losses.DIRECTION_FLOOR)
         # these presets needed 5x that and 200 steps. Now each budget is where the ground truth peaks on
         # seeds 0 and 1 (night overshoots after step 25; docs/BENCHMARKS.md, "How training starts").
         lr=0.002, sample_every=25, checkpoint_every=25, n_samples=8, sample_truncation=1.0)

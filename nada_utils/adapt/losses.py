@@ -10,18 +10,28 @@ import torch
 import torch.nn.functional as F
 
 
-def directional_loss(emb_frozen: torch.Tensor, emb_train: torch.Tensor, direction: torch.Tensor, *, eps: float = 1e-4) -> torch.Tensor:
-    """Batch mean of `1 - cos(ΔI, ΔT)` with ΔI = n(emb_train) - n(emb_frozen) (n: L2 normalisation).
+# |ΔI| below which the directional loss is linear in ΔI (ΔI is a difference of unit vectors: |ΔI| <= 2).
+DIRECTION_FLOOR = 0.1
+
+
+def directional_loss(emb_frozen: torch.Tensor, emb_train: torch.Tensor, direction: torch.Tensor, *,
+                     floor: float = DIRECTION_FLOOR) -> torch.Tensor:
+    """Batch mean of `1 - ΔI·ΔT / max(|ΔI|, floor)` with ΔI = n(emb_train) - n(emb_frozen) (n: L2 normalisation).
 
     Args: emb_frozen, emb_train `[N, D]` CLIP image embeddings of G_frozen(w) and G_train(w);
     direction `[D]` the unit text direction ΔT. Returns a scalar in [0, 2].
 
-    At step 0 the generators are identical and ΔI = 0. The norm of ΔI is clamped at `eps` instead of
-    dividing by zero, so the loss is exactly 1 there and its gradient is finite and points
-    emb_train along ΔT, which is the direction training should move in.
+    Once |ΔI| exceeds `floor` this is the reference's `1 - cos(ΔI, ΔT)`. Below it the loss is linear
+    in ΔI, and why: at step 0 the generators are identical and, with the stored noise both use,
+    ΔI = 0. The gradient of a cosine grows as 1 / |ΔI|, so the first steps' gradients would have an
+    arbitrary size (with a floor of 1e-4, about 1,000 times the later ones) that Adam's second moment
+    (beta2 0.992) remembers for hundreds of steps, shrinking every later update: training stalled for
+    its first hundred steps (docs/BENCHMARKS.md, "How training starts"). A floor of 0.1 (a cosine of
+    0.995 between G_train's and G_frozen's embeddings) keeps the gradient of a tiny change about the
+    size of a real one's, and its direction (ΔT through CLIP) is the one training should move in.
     """
     delta = F.normalize(emb_train, dim=-1) - F.normalize(emb_frozen, dim=-1)
-    cos = (delta * direction.to(delta.dtype)).sum(-1) / delta.norm(dim=-1).clamp_min(eps)
+    cos = (delta * direction.to(delta.dtype)).sum(-1) / delta.norm(dim=-1).clamp_min(floor)
     return (1 - cos).mean()
 
 

@@ -28,6 +28,7 @@ from nada_utils.adapt.freezing import (
     set_trainable,
     static_layers,
 )
+from nada_utils.adapt.losses import DIRECTION_FLOOR
 from nada_utils.adapt.run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
 from nada_utils.adapt.selection import select_layers
 from nada_utils.adapt.training_step import (
@@ -37,7 +38,6 @@ from nada_utils.adapt.training_step import (
     parse_fast,
     precision,
     prepare_fast,
-    step_from_zero_direction,
 )
 from nada_utils.devices import resolve_device, tune_cpu_allocator
 from nada_utils.errors import NadaError
@@ -63,10 +63,11 @@ class Setup:
 
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
                 style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None],
-                clip_precision: str = "fp32", clip_resize: str = "antialias", selection_text: str = "templates") -> Setup:
+                clip_precision: str = "fp32", clip_resize: str = "antialias", selection_text: str = "templates",
+                direction_floor: float = DIRECTION_FLOOR) -> Setup:
     """Load the generators and CLIP models and compute the target directions (text, or style images).
 
-    clip_precision, clip_resize, selection_text: as the `TrainConfig` fields of those names."""
+    clip_precision, clip_resize, selection_text, direction_floor: as the `TrainConfig` fields of those names."""
     from nada_utils.models.clip_models import load_clip
     from nada_utils.models.generator_io import load_generator
     from nada_utils.models.identity import load_identity_loss
@@ -81,7 +82,7 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
                         f"(float16 on a GPU, float32 elsewhere, as the official code)")
     half = clip_precision == "fp16" or (clip_precision == "auto" and device.type == "cuda")
     guide = ClipGuide([(name, load_clip(name, device=device), w) for name, w in zip(clip_models, clip_weights)],
-                      resize=clip_resize, half=half)
+                      resize=clip_resize, half=half, floor=direction_floor)
     if style_images:
         style = load_image_folder(style_images, G_frozen.img_resolution).to(device)
         with torch.no_grad():
@@ -129,7 +130,7 @@ def setup_from_config(cfg: TrainConfig, device: torch.device, *, log: Callable[[
                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
                        style_images=cfg.style_images, id_weight=cfg.id_weight if judges is None else 0.0,
                        device=device, log=log, clip_precision=cfg.clip_precision, clip_resize=cfg.clip_resize,
-                       selection_text=cfg.selection_text)
+                       selection_text=cfg.selection_text, direction_floor=cfg.direction_floor)
 
 
 @dataclass
@@ -357,10 +358,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         loss, terms = backward_step(setup, optimizer, latents, directions, settings, device)
         if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
             raise diverged(f"loss became {loss.item()}", it + 1)
-        if it == 0 and cfg.noise == "stored":
-            step_from_zero_direction(optimizer)  # a fresh run: G_train == G_frozen, the same noise, ΔI = 0
-        else:
-            optimizer.step()
+        optimizer.step()
         record = {"step": it + 1, **as_floats(terms), "loss": loss.item()}
         record["seconds"] = round(time.perf_counter() - t0, 4)
         if spec.dynamic:

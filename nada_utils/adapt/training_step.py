@@ -130,23 +130,6 @@ def backward_step(setup, optimizer, latents, directions, settings: StepSettings,
 
 
 @torch.no_grad()
-def step_from_zero_direction(optimizer: torch.optim.Adam) -> None:
-    """The update Adam's first step would make, `lr * g / (|g| + eps)`, without entering Adam's moments.
-
-    At the first step of a run G_train equals G_frozen and both use the stored noise, so the image
-    direction ΔI is exactly zero: the loss's gradient has a meaningful direction (ΔT, through CLIP's
-    normalisation) but an arbitrary size (1 / the norm clamp, about 1,000 times the next gradients).
-    Adam's first update ignores the size, but its second moment would keep it for hundreds of steps
-    (beta2 = 0.992) and shrink every later update to about 1% of the learning rate: the first hundred
-    steps would stall. So this one step is taken as Adam would take it and left out of its statistics,
-    which start with the first gradient of a real direction.
-    """
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if p.grad is not None:
-                p.addcdiv_(p.grad, p.grad.abs().add_(group["eps"]), value=-group["lr"])
-
-
 def as_floats(terms: dict) -> dict:
     """The step's terms as plain floats for the log (one read-back from the device)."""
     return {k: as_floats(v) if isinstance(v, dict) else float(v) for k, v in terms.items()}

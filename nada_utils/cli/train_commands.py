@@ -22,7 +22,8 @@ def cmd_train(args) -> int:
         id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
         eval_samples=args.eval_samples, noise=args.noise, clip_precision=args.clip_precision,
-        clip_resize=args.clip_resize, selection_text=args.selection_text, mixing_cutoff=args.mixing_cutoff)
+        clip_resize=args.clip_resize, selection_text=args.selection_text, mixing_cutoff=args.mixing_cutoff,
+        direction_floor=args.direction_floor)
     explicit = {k: v for k, v in explicit.items() if v is not None}
     if args.clip is not None and args.clip_weights is None:
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
@@ -171,6 +172,8 @@ def add_commands(sub) -> None:
                    help="auto/gradnorm's target: templates (default, as the direction) or bare (the text alone, official)")
     r.add_argument("--mixing-cutoff", choices=MIXING_CUTOFFS,
                    help="with --mixing: one style-mixing cutoff for both generators (default), or one each (official)")
+    r.add_argument("--direction-floor", type=float, help="|ΔI| below which the directional loss is linear, so that "
+                   "training starts at once from ΔI = 0 (default 0.1; the official code has none, --reference: 1e-6)")
     t.set_defaults(func=cmd_train)
 
     st = sub.add_parser("study", help="block importance: train a preset once per layer strategy, on the same budget")
