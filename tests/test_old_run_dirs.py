@@ -39,3 +39,11 @@ def test_an_old_run_dir_resumes_where_that_version_went_on(tmp_path):
         assert row["step"] == want["step"]
         assert abs(row["loss"] - want["loss"]) < 1e-4, (row, want)  # float sums differ by thread count
     assert (run / "generator.pt").is_file() and (run / "checkpoints" / "step_000006.pt").is_file()
+
+
+def test_settings_an_old_version_did_not_write_take_the_values_it_used():
+    from nada_utils.adapt.config import TrainConfig
+
+    saved = json.loads((FIXTURES / "run_v1" / "config.json").read_text())
+    assert "direction_floor" not in saved  # written before the floor existed
+    assert TrainConfig.from_dict(saved).direction_floor == 1e-4  # the clamp that version had, not today's 0.1
