@@ -110,6 +110,14 @@ def test_no_import_goes_up_a_layer():
     assert not wrong, "imports across the layers of nada_utils/*/__init__.py:\n" + "\n".join(wrong)
 
 
+
+def test_only_the_mini_world_metrics_read_the_judge():
+    """The judge scores adaptation; nothing that trains (losses, layer selection, the checkpoint rule)
+    may see it, or training could learn what the judge likes (issue 18)."""
+    modules = all_modules()
+    readers = {name for name, path in modules.items() if "nada_utils.mini_world.judge" in imports_of(path, modules)}
+    assert readers <= {"nada_utils.mini_world.metrics_v2"}, readers
+
 def test_no_import_cycle():
     modules = all_modules()
     graph = {name: imports_of(path, modules) for name, path in modules.items()}

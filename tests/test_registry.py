@@ -28,6 +28,7 @@ EXPECTED_NAMES = {
     "lpips-vgg",
     "mini-photo",
     "mini-clip",
+    "mini-judge",
     # OpenAI's CLIP models, under clip.available_models()' names
     "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
 }
@@ -112,10 +113,15 @@ def test_mirror_url(monkeypatch):
     assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
 
 
-@pytest.mark.parametrize("name", ["mini-photo", "mini-clip"])
+@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge"])
 def test_bundled_files_ship_and_match_their_checksums(name):
     from nada_utils.weights.download import fetch, sha256_file
 
     spec = registry.REGISTRY[name]
     path = fetch(name)
     assert path.is_file() and path.stat().st_size == spec.size and sha256_file(path) == spec.sha256
+
+
+def test_the_bundled_models_stay_small():
+    bundled = [spec.size for spec in registry.REGISTRY.values() if spec.bundled]
+    assert sum(bundled) < 40e6  # issue 18: every mini model together under 40 MB

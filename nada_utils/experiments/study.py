@@ -22,7 +22,8 @@ from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_write_text, copy_atomic
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
-METRICS = ("gap_closed", "structure", "structure_frozen", "target_share", "loss_end")
+METRICS = ("judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed", "structure", "structure_frozen",
+           "target_share", "loss_end")
 
 
 def default_strategies(G, *, fast: bool = False) -> list[str]:

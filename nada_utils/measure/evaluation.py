@@ -175,7 +175,8 @@ def write_evaluation(run_dir, rows: list[dict], *, checkpoints=None, judge=None)
 def evaluation_table(rows: list[dict], best: int | None = None) -> str:
     """A plain-text table of the evaluations, one line per step; the best one is marked."""
     columns = [k for k in ("clip_gain", "directional", "diversity_ratio", "structure_clip", "face_distance",
-                           "gap_closed", "structure") if any(r.get(k) is not None for r in rows)]
+                           "judged_target", "shape_kept", "edge_f1", "gap_closed", "structure")
+               if any(r.get(k) is not None for r in rows)]
     lines = ["step      " + "".join(f"{c:>17}" for c in columns)]
     for r in sorted(rows, key=lambda r: r["step"]):
         cells = "".join(f"{r[c]:>17.4f}" if isinstance(r.get(c), float) else f"{'-':>17}" for c in columns)

@@ -90,6 +90,9 @@ EVALUATION_PANELS = (  # (metric, its frozen baseline or None, label)
     ("directional", None, "directional agreement cos(ΔI, ΔT)"),
     ("diversity_ratio", None, "diversity, adapted / frozen"),
     ("structure_clip", None, "structure: CLIP sim. frozen-adapted"),
+    ("judged_target", "judged_target_frozen", "ground truth: judged the target domain"),
+    ("shape_kept", "shape_kept_frozen", "ground truth: shape kept (judge)"),
+    ("edge_f1", "edge_f1_frozen", "ground truth: edge F1 against the true target"),
     ("gap_closed", None, "ground truth: gap closed"),
     ("face_distance", None, "face descriptor distance"),
 )

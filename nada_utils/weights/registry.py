@@ -22,6 +22,7 @@ KINDS = (
     "vgg16-imagenet",
     "lpips-heads",
     "clip",
+    "mini-judge",
 )
 
 
@@ -194,6 +195,11 @@ _ENTRIES += [
                size=8_342_653, sha256="f84ab0db6b64e0ab67a5a973c19fc5a586302e1a39f779c448b0839e51bbaaa6",
                description="mini world CLIP (64 px ViT, 64-d embeddings), knows photo/sketch/cartoon/night",
                notes="bundled; regenerate with scripts/mini_world/train_clip.py", bundled="mini_world/weights/mini_clip.pt"),
+    # The second world's (issue 18): the judge scores adaptation and is never seen by training.
+    WeightSpec(name="mini-judge", filename="mini_judge.pt", kind="mini-judge", gdrive_id=None, url=None,
+               size=863_695, sha256="2f7644175de51487a33df17bee808fe485b984cd7ab7406f727fe91d184f3ae0",
+               description="mini world v2 judge (small CNN): domain of 7 (targets and hard negatives) and shape",
+               notes="bundled; regenerate with scripts/mini_world/train_judge.py", bundled="mini_world/weights/mini_judge.pt"),
 ]
 
 REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _ENTRIES}

@@ -16,19 +16,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nada_utils import save_generator  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_common import export_generator  # noqa: E402
+
 from nada_utils.mini_world.renderer import render, scene_from_z  # noqa: E402
 from nada_utils.mini_world.spec import MINI_GENERATOR  # noqa: E402
 from nada_utils.models.stylegan2 import Generator  # noqa: E402
-
-
-def export(G, out):
-    """Save a CPU copy with its mean w, in rosinality format."""
-    import copy
-
-    H = copy.deepcopy(G).eval().requires_grad_(False).cpu()
-    H.w_avg.copy_(H.estimate_w_avg())
-    save_generator(H, out)
 
 
 def main():
@@ -73,7 +66,7 @@ def main():
                 held = (G(held_out, noise_mode="const") - target_held).abs().mean().item()
             print(f"step {step} train L1 {loss.item():.4f} held-out L1 {held:.4f} ({time.time() - t0:.0f} s)", flush=True)
         if step % 2000 == 0 or step == args.steps:  # a usable file even if the run is cut short
-            export(G, args.out)
+            export_generator(G, args.out)
     print(f"wrote {args.out} after {time.time() - t0:.0f} s on {device}")
 
 

@@ -1,0 +1,102 @@
+"""Honest metrics of the second mini world: what a person would check, scored by a judge training never saw.
+
+For held-out z the scene is known (`world_v2.scene_from_z`), so is the true target image and the
+shape's mask. Headline figures, each with the frozen generator's value beside it:
+- `judged_target`: share of adapted samples the judge (`mini_world.judge`) calls the target domain;
+- `shape_kept`: share whose shape, as the judge names it, is the scene's;
+- `edge_f1`: F1 of the adapted image's edge pixels against the true target's, with 1 px of tolerance.
+  Edges are Sobel on reflect-padded grey images, so no frame of edges appears at the border;
+- `gap_closed`: the share of the pixel gap between frozen and true target that adaptation closed,
+  computed on the shape and on the page separately and averaged, so that the page cannot carry it.
+A blank page, a copy of the input and noise all score badly on the first three
+(`tests/test_metrics_v2.py`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nada_utils.mini_world.judge import judge as judge_images
+from nada_utils.mini_world.world_v2 import SHAPES, render, scene_from_z, shape_index, shape_mask
+from nada_utils.models.rendering import held_out_z  # held-out latents, never drawn by training
+
+EDGE_THRESHOLD = 0.1  # a step of 0.1 in brightness (images in [0, 1]) is an edge
+
+
+def edges(images: torch.Tensor) -> torch.Tensor:
+    """Boolean edge maps `[N, H, W]` of images `[N, 3, H, W]` in [-1, 1]: Sobel magnitude of the grey
+    image (reflect-padded, scaled so that a step of height h gives h) above EDGE_THRESHOLD."""
+    gray = ((images.float() + 1) / 2).mean(1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=images.device).view(1, 1, 3, 3) / 4
+    padded = F.pad(gray, (1, 1, 1, 1), mode="reflect")
+    gx, gy = F.conv2d(padded, kx), F.conv2d(padded, kx.transpose(2, 3))
+    return (torch.sqrt(gx**2 + gy**2) > EDGE_THRESHOLD)[:, 0]
+
+
+def edge_f1(images: torch.Tensor, targets: torch.Tensor, tolerance: int = 1) -> float:
+    """Mean over images of the F1 of their edge pixels against the targets', within `tolerance` pixels.
+
+    Precision: the share of an image's edge pixels that lie within `tolerance` of a target edge;
+    recall: the share of target edge pixels within `tolerance` of an image edge. An image without
+    edges scores 0 (against a target with edges)."""
+    a, b = edges(images).float(), edges(targets).float()
+    k = 2 * tolerance + 1
+
+    def near(x):
+        return F.max_pool2d(x[:, None], k, stride=1, padding=tolerance)[:, 0]
+
+    precision = (a * near(b)).sum((1, 2)) / a.sum((1, 2)).clamp(min=1)
+    recall = (b * near(a)).sum((1, 2)) / b.sum((1, 2)).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-8)
+    return f1.mean().item()
+
+
+def region_gap_closed(frozen: torch.Tensor, adapted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
+    """`gap_closed` on the shape (mask > 0.5) and on the page, and their mean."""
+    inside = (mask > 0.5).float()
+    out = {}
+    for name, region in (("shape", inside), ("page", 1 - inside)):
+        gap_frozen = ((frozen - target).abs() * region).sum()
+        gap_adapted = ((adapted - target).abs() * region).sum()
+        out[f"gap_closed_{name}"] = 1.0 - (gap_adapted / gap_frozen.clamp(min=1e-8)).item()
+    out["gap_closed"] = (out["gap_closed_shape"] + out["gap_closed_page"]) / 2
+    return out
+
+
+def judged(judge_model, images: torch.Tensor, scenes: torch.Tensor, domain: str) -> dict:
+    """Share of images judged to be `domain`, share whose judged shape is the scene's, and the judged domains."""
+    domains, shapes = judge_images(judge_model, images)
+    truth = [SHAPES[i] for i in shape_index(scenes).tolist()]
+    n = len(domains)
+    return {"target": sum(d == domain for d in domains) / n,
+            "shape": sum(s == t for s, t in zip(shapes, truth)) / n,
+            "domains": {d: domains.count(d) / n for d in sorted(set(domains))}}
+
+
+def score(frozen: torch.Tensor, adapted: torch.Tensor, scenes: torch.Tensor, domain: str, judge_model) -> dict:
+    """Every metric for images of `scenes` (frozen and adapted `[N, 3, R, R]` in [-1, 1]) against `domain`."""
+    resolution = frozen.shape[-1]
+    target = render(scenes, domain, resolution).to(frozen.device)
+    mask = shape_mask(scenes, resolution).to(frozen.device)
+    a, f = judged(judge_model, adapted, scenes, domain), judged(judge_model, frozen, scenes, domain)
+    return {
+        "domain": domain,
+        "judged_target": a["target"], "judged_target_frozen": f["target"],
+        "shape_kept": a["shape"], "shape_kept_frozen": f["shape"],
+        "edge_f1": edge_f1(adapted, target), "edge_f1_frozen": edge_f1(frozen, target),
+        **region_gap_closed(frozen, adapted, target, mask),
+        "judged_domains": a["domains"],
+    }
+
+
+@torch.no_grad()
+def evaluate(G_frozen, G_train, domain: str, *, n: int = 128, judge_model=None) -> dict:
+    """All metrics for `domain` over `n` held-out z; frozen baselines included."""
+    from nada_utils.mini_world.judge import load_judge
+
+    device = next(G_train.parameters()).device
+    z = held_out_z(n, G_frozen.z_dim).to(device)
+    frozen, adapted = G_frozen(z).clamp(-1, 1), G_train(z).clamp(-1, 1)
+    judge_model = judge_model or load_judge(device=device)
+    return {"n_held_out": n, **score(frozen, adapted, scene_from_z(z).to(device), domain, judge_model)}

@@ -1,0 +1,107 @@
+"""Check the second mini world's models against issue 18's targets, with the judge as referee.
+
+Usage: python scripts/mini_world/check_models.py [--generator FILE] [--clip FILE] [--judge FILE]
+       [--n 512] [--out results/mini-world-models.json] [--grid results/mini_world_frozen.png]
+
+- generator: held-out L1 to the true photo (images in [-1, 1]); the judge's shape accuracy and share
+  of "photo" on its samples at truncation 1 (targets: L1 <= 0.03, shape >= 95%, photo >= 98%);
+- CLIP: zero-shot domain accuracy per domain and negative on held-out renders (target >= 98%), and
+  for each preset's texts the cosine between the text direction and the true image direction (the
+  mean over scenes of CLIP(true target) - CLIP(true photo), normalised embeddings);
+- judge: domain accuracy per domain and shape accuracy on held-out renders (target >= 99%).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from nada_utils import load_clip, load_generator  # noqa: E402
+from nada_utils.images import image_grid, save_image  # noqa: E402
+from nada_utils.mini_world.judge import judge, load_judge  # noqa: E402
+from nada_utils.mini_world.world_v2 import (  # noqa: E402
+    ALL_DOMAINS,
+    DOMAINS,
+    SCENE_DIM,
+    SHAPES,
+    domain_prompt,
+    render,
+    scene_from_z,
+    shape_index,
+)
+from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
+from nada_utils.models.rendering import held_out_z  # noqa: E402
+
+
+@torch.no_grad()
+def check_generator(G, judge_model, n):
+    z = held_out_z(n, G.z_dim)
+    scenes = scene_from_z(z)
+    fake = torch.cat([G(c, noise_mode="const").clamp(-1, 1) for c in z.split(128)])
+    l1 = (fake - render(scenes, "photo", G.img_resolution)).abs().mean().item()
+    domains, shapes = judge(judge_model, fake)
+    truth = [SHAPES[i] for i in shape_index(scenes).tolist()]
+    return fake, {"held_out_l1": l1, "shape_accuracy": sum(s == t for s, t in zip(shapes, truth)) / n,
+                  "judged_photo": domains.count("photo") / n,
+                  "judged_domains": {d: domains.count(d) / n for d in sorted(set(domains))}}
+
+
+@torch.no_grad()
+def check_clip(model, n):
+    clip = import_clip()
+    res = int(model.visual.input_resolution)
+    scenes = torch.rand(n, SCENE_DIM, generator=torch.Generator().manual_seed(4321))
+    text = F.normalize(model.encode_text(clip.tokenize([domain_prompt(d) for d in ALL_DOMAINS])).float(), dim=-1)
+    emb = {d: F.normalize(model.encode_image(clip_preprocess(render(scenes, d, res), res)).float(), dim=-1)
+           for d in ALL_DOMAINS}
+    accuracy = {d: ((emb[d] @ text.T).argmax(1) == i).float().mean().item() for i, d in enumerate(ALL_DOMAINS)}
+    cosines = {}
+    for d in DOMAINS[1:]:
+        text_direction = F.normalize(text[ALL_DOMAINS.index(d)] - text[ALL_DOMAINS.index("photo")], dim=0)
+        image_direction = F.normalize((emb[d] - emb["photo"]).mean(0), dim=0)
+        cosines[d] = float(text_direction @ image_direction)
+    return {"zero_shot": accuracy, "text_vs_image_direction": cosines}
+
+
+@torch.no_grad()
+def check_judge(judge_model, n):
+    scenes = torch.rand(n, SCENE_DIM, generator=torch.Generator().manual_seed(999))
+    truth = [SHAPES[i] for i in shape_index(scenes).tolist()]
+    out = {}
+    for d in ALL_DOMAINS:
+        domains, shapes = judge(judge_model, render(scenes, d))
+        out[d] = {"domain": domains.count(d) / n,
+                  "shape": None if d == "blank" else sum(s == t for s, t in zip(shapes, truth)) / n}
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--generator", default="mini-photo-2")
+    p.add_argument("--clip", default="mini-clip-2")
+    p.add_argument("--judge", default="mini-judge")
+    p.add_argument("--n", type=int, default=512)
+    p.add_argument("--out", help="write the figures here (JSON)")
+    p.add_argument("--grid", help="write 32 of the generator's held-out samples above their true photos here")
+    args = p.parse_args()
+    judge_model = load_judge(args.judge)
+    report = {"judge": check_judge(judge_model, args.n)}
+    if args.generator:
+        G = load_generator(args.generator)
+        fake, report["generator"] = check_generator(G, judge_model, args.n)
+        if args.grid:
+            truth = render(scene_from_z(held_out_z(16, G.z_dim)), "photo", G.img_resolution)
+            save_image(image_grid(torch.cat([fake[:16], truth]), nrow=16), args.grid)
+    if args.clip:
+        report["clip"] = check_clip(load_clip(args.clip), args.n)
+    print(json.dumps(report, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Train the mini CLIP of the second world contrastively on renders of every domain and hard negative.
+
+Usage: python scripts/mini_world/train_clip_v2.py --out mini_clip.pt [--steps 6000] [--batch 256]
+       [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt]
+
+It is a `clip.model.CLIP` with small dimensions (`spec.MINI_CLIP`; `--patch` changes the patch size,
+as ViT-B/32 and ViT-B/16 differ), trained on a pool of --pool random scenes, each drawn in one of
+`world_v2.ALL_DOMAINS` (the negatives "a black and white photo", "a blank page" and "a dark photo"
+included), with captions such as "a pencil sketch of a circle". Images are augmented afresh each
+step as a generator's differ from renders (`training_common.augment`) and go through the same
+differentiable preprocessing that training uses (`clip_arch.clip_preprocess`). The state dict is
+saved in float16, as OpenAI ships CLIP, and loads through `load_clip(path)` like a real CLIP. The
+run's state is saved to --state every two minutes; the same command continues it after a stop.
+"""
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_common import Resumable, add_run_arguments, augment  # noqa: E402
+
+from nada_utils.fileio import atomic_torch_save  # noqa: E402
+from nada_utils.mini_world.spec import MINI_CLIP  # noqa: E402
+from nada_utils.mini_world.world_v2 import ALL_DOMAINS, CAPTIONS, SCENE_DIM, describe, domain_prompt, render_mixed  # noqa: E402
+from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
+
+
+def renders(n, gen, device):
+    """n renders of random scenes in random domains, with (colour, shape) names and domain labels."""
+    scenes = torch.rand(n, SCENE_DIM, generator=gen).to(device)
+    domains = torch.randint(len(ALL_DOMAINS), (n,), generator=gen).to(device)
+    images = torch.cat([render_mixed(scenes[i:i + 512], domains[i:i + 512]) for i in range(0, n, 512)])
+    return images, describe(scenes), domains
+
+
+def captions(names, domains, rng):
+    return [rng.choice(CAPTIONS[ALL_DOMAINS[d]]).format(c=c, s=s) for d, (c, s) in zip(domains.tolist(), names)]
+
+
+@torch.no_grad()
+def zero_shot(model, device, n=2100, seed=123):
+    """Zero-shot domain accuracy per domain on renders of scenes training never drew (no augmentation)."""
+    clip = import_clip()
+    images, _, domains = renders(n, torch.Generator().manual_seed(seed), device)
+    text = F.normalize(model.encode_text(clip.tokenize([domain_prompt(d) for d in ALL_DOMAINS]).to(device)).float(), dim=-1)
+    img = F.normalize(model.encode_image(clip_preprocess(images, model.visual.input_resolution)).float(), dim=-1)
+    right = (img @ text.T).argmax(1) == domains
+    return {d: right[domains == i].float().mean().item() for i, d in enumerate(ALL_DOMAINS)}
+
+
+def main():
+    clip = import_clip()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(p, steps=6000, batch=256, lr=1e-3)
+    p.add_argument("--patch", type=int, default=MINI_CLIP["vision_patch_size"])
+    p.add_argument("--pool", type=int, default=40000, help="renders drawn from (rendered once at the start)")
+    p.add_argument("--eval-n", type=int, default=2100, help="held-out renders of each evaluation")
+    args = p.parse_args()
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    t0 = time.time()
+    model = clip.model.CLIP(**{**MINI_CLIP, "vision_patch_size": args.patch}).float().to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(args.seed)
+    settings = {k: getattr(args, k) for k in ("steps", "batch", "lr", "patch", "pool", "seed")}
+    state = Resumable(args.state or Path(args.out).with_suffix(".state.pt"),
+                      {"model": model, "opt": opt, "sched": sched}, gen, settings,
+                      stop_after=args.stop_after)
+    pool_images, pool_names, pool_domains = renders(args.pool, torch.Generator().manual_seed(args.seed + 1), device)
+    pool_images = pool_images.half()  # half the memory; augment works in float32
+    print(f"rendered a pool of {args.pool} images ({time.time() - t0:.0f} s)", flush=True)
+    start = state.load()
+    for step in range(start + 1, args.steps + 1):
+        idx = torch.randint(args.pool, (args.batch,), generator=gen)
+        images = augment(pool_images[idx.to(device)].float(), gen)
+        # Captions are chosen by a generator seeded from the step, so a resumed run picks the same ones.
+        texts = captions([pool_names[i] for i in idx.tolist()], pool_domains[idx.to(device)], random.Random(step))
+        img = F.normalize(model.encode_image(clip_preprocess(images, model.visual.input_resolution)), dim=-1)
+        txt = F.normalize(model.encode_text(clip.tokenize(texts).to(device)), dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        # Identical captions in a batch are all positives (many scenes share "a blank page").
+        ids = {c: i for i, c in enumerate(dict.fromkeys(texts))}
+        cid = torch.tensor([ids[c] for c in texts], device=device)
+        same = (cid[:, None] == cid[None, :]).float()
+        target = same / same.sum(1, keepdim=True)
+        loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+                + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean()) / 2
+        if not state.step(loss, opt, sched, step):
+            return
+        if step % 250 == 0 or step == args.steps:
+            model.eval()
+            acc = zero_shot(model, device, n=args.eval_n)
+            model.train()
+            worst = min(acc, key=acc.get)
+            print(f"step {step} loss {loss.item():.4f} zero-shot domain accuracy {sum(acc.values()) / len(acc):.4f} "
+                  f"(worst {worst} {acc[worst]:.4f}) ({time.time() - t0:.0f} s)", flush=True)
+    model = model.eval().cpu()
+    print("zero-shot per domain:", {k: round(v, 4) for k, v in zero_shot(model, "cpu", n=args.eval_n).items()})
+    atomic_torch_save({k: v.half() for k, v in model.state_dict().items()}, args.out)
+    print(f"wrote {args.out} after {time.time() - t0:.0f} s on {device}")
+
+
+if __name__ == "__main__":
+    main()

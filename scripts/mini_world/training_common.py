@@ -1,0 +1,128 @@
+"""What the mini world's training scripts share: resumable state and the augmentations of renders.
+
+A script that runs for hours on a CPU must survive being stopped: `Resumable` saves the model, the
+optimiser, the schedule, the data generator's state and the step atomically every few minutes, and
+the same command run again continues from there, to the same result as an uninterrupted run
+(`--stop-after N` ends a sitting on purpose after N steps).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from nada_utils.fileio import atomic_torch_save  # noqa: E402
+
+
+def add_run_arguments(p, *, steps: int, batch: int, lr: float) -> None:
+    """The arguments every training script takes, with the script's defaults for steps, batch and lr."""
+    p.add_argument("--out", required=True, help="the model file to write")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--state", help="where the resumable state lives (default: OUT with .state.pt)")
+    p.add_argument("--stop-after", type=int, help="stop (state saved) after this many steps of this sitting")
+
+
+class Resumable:
+    """Training state saved to `path` (`objects`: things with state_dict; `gen`: the data's torch.Generator).
+
+    `settings` (the command's arguments that define the result) are saved too; resuming with other
+    settings is refused, as it would no longer be the run that was started.
+    """
+
+    def __init__(self, path: str | Path, objects: dict, gen: torch.Generator, settings: dict, *,
+                 stop_after: int | None = None, every_s: float = 120.0):
+        self.path, self.objects, self.gen, self.settings = Path(path), objects, gen, dict(settings)
+        self.stop_after, self.every_s, self._last = stop_after, every_s, time.time()
+        self.start = 0
+
+    def load(self) -> int:
+        """The step to continue after (0 for a fresh start)."""
+        if not self.path.is_file():
+            return 0
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state["settings"] != self.settings:
+            raise SystemExit(f"{self.path} was started with {state['settings']}, not {self.settings}; "
+                             f"delete it to start again, or rerun with the same arguments")
+        for name, obj in self.objects.items():
+            obj.load_state_dict(state[name])
+        self.gen.set_state(state["gen"])
+        print(f"resumed {self.path} at step {state['step']}", flush=True)
+        self.start = int(state["step"])
+        return self.start
+
+    def step(self, loss: torch.Tensor, opt, sched, step: int) -> bool:
+        """One optimiser step on `loss`, then the state saved when due; False when the sitting should stop
+        (`stop_after` steps done, state saved) and the script should return."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total = self.settings["steps"]
+        if self.stop_after and step - self.start >= self.stop_after and step < total:
+            self.save(step, force=True)
+            print(f"stopped at step {step} of {total}; run the same command again to continue", flush=True)
+            return False
+        self.save(step, force=step == total)
+        return True
+
+    def save(self, step: int, *, force: bool = False) -> None:
+        if not force and time.time() - self._last < self.every_s:
+            return
+        state = {name: obj.state_dict() for name, obj in self.objects.items()}
+        state.update(step=step, gen=self.gen.get_state(), settings=self.settings)
+        atomic_torch_save(state, self.path)
+        self._last = time.time()
+
+
+def export_generator(G, out) -> None:
+    """Save a CPU copy of generator G with its mean w, in the rosinality format."""
+    import copy
+
+    from nada_utils import save_generator
+
+    H = copy.deepcopy(G).eval().requires_grad_(False).cpu()
+    H.w_avg.copy_(H.estimate_w_avg())
+    save_generator(H, out)
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image `[N, C, H, W]` with its own sigma `[N]` (pixels), reflect-padded."""
+    n, c, h, w = images.shape
+    x = torch.arange(-3, 4, dtype=images.dtype, device=images.device)
+    k = torch.exp(-x[None] ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [N*C, 7]
+    flat = F.pad(images.reshape(1, n * c, h, w), (3, 3, 3, 3), mode="reflect")
+    flat = F.conv2d(flat, k.view(n * c, 1, 1, 7), groups=n * c)
+    flat = F.conv2d(flat, k.view(n * c, 1, 7, 1), groups=n * c)
+    return flat.view(n, c, h, w)
+
+
+def augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """What a generator's images differ by from renders: softness, noise, a slight drift of colour.
+
+    Each image independently: blur (half of them, sigma 0.3-1.2 px), Gaussian noise (half, sigma up to
+    0.06), a gain and offset per channel (half, within 8% and 0.04). Images in [-1, 1].
+    """
+    n, dev = images.shape[0], images.device
+
+    def draw(*shape):
+        return torch.rand(*shape, generator=gen).to(dev)
+
+    blur = draw(n) < 0.5
+    sigma = 0.3 + 0.9 * draw(n)
+    images = torch.where(blur.view(n, 1, 1, 1), _gaussian_blur(images, sigma), images)
+    noise = (draw(n) < 0.5).float() * 0.06 * draw(n)
+    images = images + noise.view(n, 1, 1, 1) * torch.randn(images.shape, generator=gen).to(dev)
+    jitter = (draw(n) < 0.5).float().view(n, 1, 1, 1)
+    gain = 1 + jitter * 0.08 * (2 * draw(n, 3, 1, 1) - 1)
+    offset = jitter * 0.04 * (2 * draw(n, 3, 1, 1) - 1)
+    return (images * gain + offset).clamp(-1, 1)
