@@ -70,3 +70,18 @@ def test_gap_closed_scores_shape_and_page_apart(scenes):
     g = region_gap_closed(frozen, page_only, target, mask)
     assert g["gap_closed_page"] == pytest.approx(1.0) and g["gap_closed_shape"] == pytest.approx(0.0)
     assert g["gap_closed"] == pytest.approx(0.5)
+
+
+def test_the_second_world_is_a_ground_truth_a_config_can_name():
+    from nada_utils import NadaError
+    from nada_utils.adapt.config import make_config
+    from nada_utils.measure.ground_truth import evaluate_ground_truth
+    from nada_utils.models.generator_io import load_generator
+
+    G = load_generator("mini-photo")  # any 64 px generator: the plumbing, not the figures
+    metrics = evaluate_ground_truth("mini-world-2:sketch", G, G)
+    assert {"judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed"} <= set(metrics)
+    assert metrics["edge_f1"] == metrics["edge_f1_frozen"] and metrics["gap_closed"] == 0.0  # G_train == G_frozen
+    assert make_config("tiny", ground_truth="mini-world-2:night").ground_truth == "mini-world-2:night"
+    with pytest.raises(NadaError, match="mini-world-2 has no domain 'blank'"):
+        evaluate_ground_truth("mini-world-2:blank", G, G)

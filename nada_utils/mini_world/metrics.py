@@ -22,9 +22,11 @@ from nada_utils.models.rendering import held_out_z  # held-out latents, never dr
 
 
 def _edges(images: torch.Tensor) -> torch.Tensor:
-    gray = images.mean(1, keepdim=True)
+    # Reflect-padded: zero padding gave every bright image a frame of edges that matched the true
+    # image's frame, so a blank page scored well (issue 18). Figures before that fix were higher.
+    gray = F.pad(images.mean(1, keepdim=True), (1, 1, 1, 1), mode="reflect")
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=images.device).view(1, 1, 3, 3)
-    gx, gy = F.conv2d(gray, kx, padding=1), F.conv2d(gray, kx.transpose(2, 3), padding=1)
+    gx, gy = F.conv2d(gray, kx), F.conv2d(gray, kx.transpose(2, 3))
     return torch.sqrt(gx**2 + gy**2 + 1e-12).flatten(1)
 
 

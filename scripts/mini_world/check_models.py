@@ -1,7 +1,8 @@
 """Check the second mini world's models against issue 18's targets, with the judge as referee.
 
 Usage: python scripts/mini_world/check_models.py [--generator FILE] [--clip FILE] [--judge FILE]
-       [--n 512] [--out results/mini-world-models.json] [--grid results/mini_world_frozen.png]
+       [--n 512] [--out results/mini-world-2/models.json] [--grid results/mini-world-2/frozen.png]
+       [--domains results/mini-world-2/domains.png]
 
 - generator: held-out L1 to the true photo (images in [-1, 1]); the judge's shape accuracy and share
   of "photo" on its samples at truncation 1 (targets: L1 <= 0.03, shape >= 95%, photo >= 98%);
@@ -81,13 +82,18 @@ def check_judge(judge_model, n):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--generator", default="mini-photo-2")
-    p.add_argument("--clip", default="mini-clip-2")
+    p.add_argument("--generator", default="mini-photo-2", help="a generator, or '' to skip")
+    p.add_argument("--clip", default="mini-clip-2", help="a CLIP, or '' to skip")
     p.add_argument("--judge", default="mini-judge")
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--out", help="write the figures here (JSON)")
-    p.add_argument("--grid", help="write 32 of the generator's held-out samples above their true photos here")
+    p.add_argument("--grid", help="write 16 of the generator's held-out samples above their true photos here")
+    p.add_argument("--domains", help="write 8 scenes in every domain and negative here (one row each)")
     args = p.parse_args()
+    if args.domains:
+        scenes = torch.rand(8, SCENE_DIM, generator=torch.Generator().manual_seed(3))
+        scenes[:, 0] = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.8, 0.3, 0.95])  # every shape
+        save_image(image_grid(torch.cat([render(scenes, d) for d in ALL_DOMAINS]), nrow=8), args.domains)
     judge_model = load_judge(args.judge)
     report = {"judge": check_judge(judge_model, args.n)}
     if args.generator:
