@@ -8,7 +8,9 @@ Usage: python scripts/mini_world/check_models.py [--generator FILE] [--clip FILE
   of "photo" on its samples at truncation 1 (targets: L1 <= 0.03, shape >= 95%, photo >= 98%);
 - CLIP: zero-shot domain accuracy per domain and negative on held-out renders (target >= 98%), and
   for each preset's texts the cosine between the text direction and the true image direction (the
-  mean over scenes of CLIP(true target) - CLIP(true photo), normalised embeddings);
+  mean over scenes of CLIP(true target) - CLIP(true photo), normalised embeddings), and between the
+  text direction and the image directions to every other domain (the changes a generator could
+  make instead: whitening the page is the direction to "blank");
 - judge: domain accuracy per domain and shape accuracy on held-out renders (target >= 99%).
 """
 
@@ -60,12 +62,16 @@ def check_clip(model, n):
     emb = {d: F.normalize(model.encode_image(clip_preprocess(render(scenes, d, res), res)).float(), dim=-1)
            for d in ALL_DOMAINS}
     accuracy = {d: ((emb[d] @ text.T).argmax(1) == i).float().mean().item() for i, d in enumerate(ALL_DOMAINS)}
-    cosines = {}
+    cosines, cheats = {}, {}
     for d in DOMAINS[1:]:
         text_direction = F.normalize(text[ALL_DOMAINS.index(d)] - text[ALL_DOMAINS.index("photo")], dim=0)
         image_direction = F.normalize((emb[d] - emb["photo"]).mean(0), dim=0)
         cosines[d] = float(text_direction @ image_direction)
-    return {"zero_shot": accuracy, "text_vs_image_direction": cosines}
+        # Where the text direction also points at a cheap change (turning the photo into a negative), a
+        # generator can follow it there instead: these should be well below the true direction's cosine.
+        cheats[d] = {other: float(text_direction @ F.normalize((emb[other] - emb["photo"]).mean(0), dim=0))
+                     for other in ALL_DOMAINS if other not in ("photo", d)}
+    return {"zero_shot": accuracy, "text_vs_image_direction": cosines, "text_vs_other_directions": cheats}
 
 
 @torch.no_grad()
