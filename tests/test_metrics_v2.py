@@ -1,5 +1,7 @@
 """The second mini world's metrics and judge: the truth scores well, and every cheap cheat scores badly."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -85,3 +87,15 @@ def test_the_second_world_is_a_ground_truth_a_config_can_name():
     assert make_config("tiny", ground_truth="mini-world-2:night").ground_truth == "mini-world-2:night"
     with pytest.raises(NadaError, match="mini-world-2 has no domain 'blank'"):
         evaluate_ground_truth("mini-world-2:blank", G, G)
+
+
+def test_a_file_that_is_no_judge_is_one_error_line(tmp_path):
+    from nada_utils import NadaError
+
+    (tmp_path / "cut.pt").write_bytes((Path(load_judge.__code__.co_filename).parent / "weights" / "mini_judge.pt")
+                                      .read_bytes()[:5000])
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pt")
+    for name, needle in (("cut.pt", "truncated or not a PyTorch checkpoint"), ("other.pt", "is not a mini-world judge"),
+                         ("missing.pt", "no judge file")):
+        with pytest.raises(NadaError, match=needle):
+            load_judge(str(tmp_path / name))

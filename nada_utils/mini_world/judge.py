@@ -51,16 +51,18 @@ def load_judge(name_or_path: str = "mini-judge", device: torch.device | str = "c
     from nada_utils.errors import NadaError
     from nada_utils.weights.download import fetch
     from nada_utils.weights.registry import REGISTRY
+    from nada_utils.weights.safe_pickle import load_pt
 
     path = fetch(name_or_path) if name_or_path in REGISTRY else Path(name_or_path)
     if not path.is_file():
         raise NadaError(f"no judge file at {path}; use mini-judge or a file written by scripts/mini_world/train_judge.py")
+    state = load_pt(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         judge = Judge(**state["arch"])
         judge.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise NadaError(f"{path} is not a mini-world judge ({type(e).__name__}: {e}); "
+    except (KeyError, TypeError, RuntimeError, AttributeError) as e:
+        first_line = (str(e).splitlines() or [""])[0]
+        raise NadaError(f"{path} is not a mini-world judge ({type(e).__name__}: {first_line}); "
                         f"rebuild it with scripts/mini_world/train_judge.py") from None
     return judge.eval().requires_grad_(False).to(device)
 
