@@ -102,3 +102,19 @@ def test_scene_from_z_covers_the_unit_cube_and_depends_on_normalised_z():
     assert torch.allclose(scene_from_z(3 * z), s, atol=1e-6)
     counts = torch.bincount(shape_index(s), minlength=3)
     assert counts.min() > 500  # every shape about a third of the time
+
+
+def test_the_second_mini_clip_names_every_domain_and_negative_zero_shot():
+    import torch.nn.functional as F
+
+    from nada_utils import load_clip
+    from nada_utils.mini_world.world_v2 import domain_prompt
+    from nada_utils.models.clip_arch import clip_preprocess, import_clip
+
+    model = load_clip("mini-clip-2")
+    scenes = torch.rand(64, SCENE_DIM, generator=torch.Generator().manual_seed(77))  # scenes training never drew
+    with torch.no_grad():
+        text = F.normalize(model.encode_text(import_clip().tokenize([domain_prompt(d) for d in ALL_DOMAINS])).float(), dim=-1)
+        for i, domain in enumerate(ALL_DOMAINS):
+            image = F.normalize(model.encode_image(clip_preprocess(render(scenes, domain), 64)).float(), dim=-1)
+            assert ((image @ text.T).argmax(1) == i).float().mean() >= 0.98, domain

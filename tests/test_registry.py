@@ -29,6 +29,7 @@ EXPECTED_NAMES = {
     "mini-photo",
     "mini-clip",
     "mini-judge",
+    "mini-clip-2",
     # OpenAI's CLIP models, under clip.available_models()' names
     "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
 }
@@ -113,7 +114,7 @@ def test_mirror_url(monkeypatch):
     assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
 
 
-@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge"])
+@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge", "mini-clip-2"])
 def test_bundled_files_ship_and_match_their_checksums(name):
     from nada_utils.weights.download import fetch, sha256_file
 

@@ -195,7 +195,12 @@ _ENTRIES += [
                size=8_342_653, sha256="f84ab0db6b64e0ab67a5a973c19fc5a586302e1a39f779c448b0839e51bbaaa6",
                description="mini world CLIP (64 px ViT, 64-d embeddings), knows photo/sketch/cartoon/night",
                notes="bundled; regenerate with scripts/mini_world/train_clip.py", bundled="mini_world/weights/mini_clip.pt"),
-    # The second world's (issue 18): the judge scores adaptation and is never seen by training.
+    # The second world's (issue 18): its CLIP guides training; the judge scores it and is never seen by training.
+    WeightSpec(name="mini-clip-2", filename="mini_clip_2.pt", kind="clip", gdrive_id=None, url=None,
+               size=8_477_821, sha256="3268c097e07c30a49fbd584131b87ce75f242dfd9253c1e85eb82463f5fa6c1f",
+               description="mini world v2 CLIP (64 px ViT, patch 16): knows the 4 domains and 3 hard negatives",
+               notes="bundled; regenerate with scripts/mini_world/train_clip_v2.py --patch 16",
+               bundled="mini_world/weights/mini_clip_2.pt"),
     WeightSpec(name="mini-judge", filename="mini_judge.pt", kind="mini-judge", gdrive_id=None, url=None,
                size=863_695, sha256="2f7644175de51487a33df17bee808fe485b984cd7ab7406f727fe91d184f3ae0",
                description="mini world v2 judge (small CNN): domain of 7 (targets and hard negatives) and shape",

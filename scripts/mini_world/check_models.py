@@ -88,7 +88,7 @@ def check_judge(judge_model, n):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--generator", default="mini-photo-2", help="a generator, or '' to skip")
+    p.add_argument("--generator", default="", help="a generator file (the second world's is not shipped yet), '' to skip")
     p.add_argument("--clip", default="mini-clip-2", help="a CLIP, or '' to skip")
     p.add_argument("--judge", default="mini-judge")
     p.add_argument("--n", type=int, default=512)
