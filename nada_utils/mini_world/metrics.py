@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nada_utils.mini_world.metrics_v2 import sobel
 from nada_utils.mini_world.renderer import DOMAINS, render, scene_from_z
 from nada_utils.mini_world.spec import domain_prompt
 from nada_utils.models.clip_arch import clip_preprocess
@@ -24,9 +25,7 @@ from nada_utils.models.rendering import held_out_z  # held-out latents, never dr
 def _edges(images: torch.Tensor) -> torch.Tensor:
     # Reflect-padded: zero padding gave every bright image a frame of edges that matched the true
     # image's frame, so a blank page scored well (issue 18). Figures before that fix were higher.
-    gray = F.pad(images.mean(1, keepdim=True), (1, 1, 1, 1), mode="reflect")
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=images.device).view(1, 1, 3, 3)
-    gx, gy = F.conv2d(gray, kx), F.conv2d(gray, kx.transpose(2, 3))
+    gx, gy = sobel(images.mean(1, keepdim=True))
     return torch.sqrt(gx**2 + gy**2 + 1e-12).flatten(1)
 
 

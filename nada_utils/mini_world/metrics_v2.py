@@ -24,13 +24,19 @@ from nada_utils.models.rendering import held_out_z  # held-out latents, never dr
 EDGE_THRESHOLD = 0.1  # a step of 0.1 in brightness (images in [0, 1]) is an edge
 
 
+def sobel(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical Sobel responses of `[N, 1, H, W]` images, reflect-padded: zero padding
+    would give every bright image a frame of edges (issue 18). Both worlds' edge measures use it."""
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=gray.device).view(1, 1, 3, 3)
+    padded = F.pad(gray, (1, 1, 1, 1), mode="reflect")
+    return F.conv2d(padded, kx), F.conv2d(padded, kx.transpose(2, 3))
+
+
 def edges(images: torch.Tensor) -> torch.Tensor:
     """Boolean edge maps `[N, H, W]` of images `[N, 3, H, W]` in [-1, 1]: Sobel magnitude of the grey
-    image (reflect-padded, scaled so that a step of height h gives h) above EDGE_THRESHOLD."""
-    gray = ((images.float() + 1) / 2).mean(1, keepdim=True)
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=images.device).view(1, 1, 3, 3) / 4
-    padded = F.pad(gray, (1, 1, 1, 1), mode="reflect")
-    gx, gy = F.conv2d(padded, kx), F.conv2d(padded, kx.transpose(2, 3))
+    image (scaled so that a step of height h gives h) above EDGE_THRESHOLD."""
+    gx, gy = sobel(((images.float() + 1) / 2).mean(1, keepdim=True))
+    gx, gy = gx / 4, gy / 4  # the kernel's weights sum to 4 on each side
     return (torch.sqrt(gx**2 + gy**2) > EDGE_THRESHOLD)[:, 0]
 
 

@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from nada_utils.mini_world.world_v2 import hsv
+
 SCENE_DIM = 10
 SHAPES = ("circle", "square", "triangle")
 COLOURS = (("red", 0.0), ("orange", 0.075), ("yellow", 0.15), ("green", 0.33), ("blue", 0.62), ("purple", 0.78))
@@ -35,12 +37,6 @@ def describe(scenes: torch.Tensor) -> list[tuple[str, str]]:
     kinds = (scenes[:, 0] * len(SHAPES)).long().clamp(max=len(SHAPES) - 1)
     cols = (scenes[:, 1] * len(COLOURS)).long().clamp(max=len(COLOURS) - 1)
     return [(COLOURS[c][0], SHAPES[k]) for c, k in zip(cols.tolist(), kinds.tolist())]
-
-
-def _hsv(h, s, v):
-    """HSV in [0, 1] (broadcastable tensors) -> RGB `[..., 3]`."""
-    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], -1)
-    return v[..., None] - v[..., None] * s[..., None] * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
 def _sdf(kind, px, py, r):
@@ -93,8 +89,8 @@ def render(scenes: torch.Tensor, domain: str, resolution: int = 64) -> torch.Ten
     ones = torch.ones_like(x)
 
     if domain == "cartoon":
-        bg = _hsv(bg_h * ones, 0.45 * ones, 0.97 * ones)
-        fg = _hsv(hue.view(n, 1, 1) * ones, 0.95 * ones, 1.0 * ones)
+        bg = hsv(bg_h * ones, 0.45 * ones, 0.97 * ones)
+        fg = hsv(hue.view(n, 1, 1) * ones, 0.95 * ones, 1.0 * ones)
         line = (0.5 - (sdf.abs() - 2.2 * px_size) / px_size).clamp(0, 1)
         img = bg * (1 - inside[..., None]) + fg * inside[..., None]
         img = img * (1 - line[..., None])
@@ -108,9 +104,9 @@ def render(scenes: torch.Tensor, domain: str, resolution: int = 64) -> torch.Ten
         img = g[..., None].expand(n, size, size, 3)
     else:
         bg_l = 0.75 + 0.25 * strength * (x * lx + y * ly) * 0.5
-        bg = _hsv(bg_h * ones, 0.35 * ones, (0.45 + 0.4 * bg_v) * bg_l)
+        bg = hsv(bg_h * ones, 0.35 * ones, (0.45 + 0.4 * bg_v) * bg_l)
         shade = 0.72 + 0.28 * strength * light.clamp(-1, 1)
-        fg = _hsv(hue.view(n, 1, 1) * ones, 0.8 * ones, 0.95 * shade)
+        fg = hsv(hue.view(n, 1, 1) * ones, 0.8 * ones, 0.95 * shade)
         # A soft shadow of the shape, cast away from the light.
         sh = (0.5 - _sdf(kind, px + 0.08 * (lx * torch.cos(theta) + ly * torch.sin(theta)),
                          py + 0.08 * (-lx * torch.sin(theta) + ly * torch.cos(theta)), r) / (6 * px_size)).clamp(0, 1)

@@ -80,8 +80,8 @@ def describe(scenes: torch.Tensor) -> list[tuple[str, str]]:
     return [(COLOURS[c][0], SHAPES[k]) for c, k in zip(nearest.tolist(), shape_index(scenes).tolist())]
 
 
-def _hsv(h, s, v):
-    """HSV in [0, 1] (broadcastable tensors) -> RGB `[..., 3]`."""
+def hsv(h, s, v):
+    """HSV in [0, 1] (broadcastable tensors) -> RGB `[..., 3]` (both worlds draw with it)."""
     k = torch.stack(torch.broadcast_tensors((5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6), -1)
     s, v = torch.broadcast_tensors(s, v)
     return v[..., None] - v[..., None] * s[..., None] * torch.minimum(k, 4 - k).clamp(0, 1)
@@ -146,14 +146,14 @@ class _Layout:
 def _photo(L: _Layout) -> torch.Tensor:
     page = 0.1 + 0.88 * L.col("page")  # dark to light backgrounds
     gradient = 1 + 0.12 * L.strength * (L.x * L.lx + L.y * L.ly) * 0.5
-    bg = _hsv(L.col("page_hue") * L.ones, (0.1 + 0.5 * L.col("saturation")) * L.ones, (page * gradient).clamp(0, 1))
+    bg = hsv(L.col("page_hue") * L.ones, (0.1 + 0.5 * L.col("saturation")) * L.ones, (page * gradient).clamp(0, 1))
     # A soft shadow of the shape, cast away from the light.
     off = 0.09
     shadow_sdf = _sdf(L.kind, L.dx + off * L.lx, L.dy + off * L.ly, L.r)
     shadow = (0.5 - shadow_sdf / (6 * L.px)).clamp(0, 1)
     bg = bg * (1 - 0.4 * L.strength * shadow)[..., None]
     shade = 0.68 + 0.32 * L.strength * L.light
-    fg = _hsv(L.col("hue") * L.ones, (0.5 + 0.5 * L.col("saturation")) * L.ones, 0.97 * shade)
+    fg = hsv(L.col("hue") * L.ones, (0.5 + 0.5 * L.col("saturation")) * L.ones, 0.97 * shade)
     return L.blend(bg, fg, L.inside)
 
 
@@ -178,8 +178,8 @@ def _sketch(L: _Layout) -> torch.Tensor:
 
 def _cartoon(L: _Layout) -> torch.Tensor:
     page = 0.3 + 0.67 * L.col("page")
-    bg = _hsv(L.col("page_hue") * L.ones, (0.15 + 0.5 * L.col("saturation")) * L.ones, page * L.ones)
-    fg = _hsv(L.col("hue") * L.ones, 0.95 * L.ones, 1.0 * L.ones)
+    bg = hsv(L.col("page_hue") * L.ones, (0.15 + 0.5 * L.col("saturation")) * L.ones, page * L.ones)
+    fg = hsv(L.col("hue") * L.ones, 0.95 * L.ones, 1.0 * L.ones)
     img = L.blend(bg, fg, L.inside)
     return img * (1 - L.line(2.4)[..., None])  # a thick black outline
 

@@ -25,16 +25,15 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nada_utils import load_clip, load_generator  # noqa: E402
 from nada_utils.images import image_grid, save_image  # noqa: E402
-from nada_utils.mini_world.judge import judge, load_judge  # noqa: E402
+from nada_utils.mini_world.judge import load_judge  # noqa: E402
+from nada_utils.mini_world.metrics_v2 import judged  # noqa: E402
 from nada_utils.mini_world.world_v2 import (  # noqa: E402
     ALL_DOMAINS,
     DOMAINS,
     SCENE_DIM,
-    SHAPES,
     domain_prompt,
     render,
     scene_from_z,
-    shape_index,
 )
 from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
 from nada_utils.models.rendering import held_out_z  # noqa: E402
@@ -46,11 +45,9 @@ def check_generator(G, judge_model, n):
     scenes = scene_from_z(z)
     fake = torch.cat([G(c, noise_mode="const").clamp(-1, 1) for c in z.split(128)])
     l1 = (fake - render(scenes, "photo", G.img_resolution)).abs().mean().item()
-    domains, shapes = judge(judge_model, fake)
-    truth = [SHAPES[i] for i in shape_index(scenes).tolist()]
-    return fake, {"held_out_l1": l1, "shape_accuracy": sum(s == t for s, t in zip(shapes, truth)) / n,
-                  "judged_photo": domains.count("photo") / n,
-                  "judged_domains": {d: domains.count(d) / n for d in sorted(set(domains))}}
+    j = judged(judge_model, fake, scenes, "photo")
+    return fake, {"held_out_l1": l1, "shape_accuracy": j["shape"], "judged_photo": j["target"],
+                  "judged_domains": j["domains"]}
 
 
 @torch.no_grad()
@@ -77,12 +74,10 @@ def check_clip(model, n):
 @torch.no_grad()
 def check_judge(judge_model, n):
     scenes = torch.rand(n, SCENE_DIM, generator=torch.Generator().manual_seed(999))
-    truth = [SHAPES[i] for i in shape_index(scenes).tolist()]
     out = {}
     for d in ALL_DOMAINS:
-        domains, shapes = judge(judge_model, render(scenes, d))
-        out[d] = {"domain": domains.count(d) / n,
-                  "shape": None if d == "blank" else sum(s == t for s, t in zip(shapes, truth)) / n}
+        j = judged(judge_model, render(scenes, d), scenes, d)
+        out[d] = {"domain": j["target"], "shape": None if d == "blank" else j["shape"]}  # a blank page has no shape
     return out
 
 

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training_common import contrastive_loss  # noqa: E402
+
 from nada_utils.fileio import atomic_torch_save  # noqa: E402
 from nada_utils.mini_world.renderer import DOMAINS, SCENE_DIM, describe, render  # noqa: E402
 from nada_utils.mini_world.spec import DOMAIN_CAPTIONS, MINI_CLIP, domain_prompt  # noqa: E402
@@ -79,13 +82,7 @@ def main():
         images, captions, _ = batch(args.batch, gen, rng, device)
         img = F.normalize(model.encode_image(clip_preprocess(images, MINI_CLIP["image_resolution"])), dim=-1)
         txt = F.normalize(model.encode_text(clip.tokenize(captions).to(device)), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        # Identical captions in a batch are all positives (many scenes share "a pencil sketch").
-        ids = {c: i for i, c in enumerate(dict.fromkeys(captions))}
-        cid = torch.tensor([ids[c] for c in captions], device=device)
-        same = (cid[:, None] == cid[None, :]).float()
-        target = same / same.sum(1, keepdim=True)
-        loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean() + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean()) / 2
+        loss = contrastive_loss(img, txt, captions, model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

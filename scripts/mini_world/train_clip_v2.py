@@ -24,19 +24,17 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_common import Resumable, add_run_arguments, augment  # noqa: E402
+from training_common import Resumable, add_run_arguments, augment, contrastive_loss, random_renders  # noqa: E402
 
 from nada_utils.fileio import atomic_torch_save  # noqa: E402
 from nada_utils.mini_world.spec import MINI_CLIP  # noqa: E402
-from nada_utils.mini_world.world_v2 import ALL_DOMAINS, CAPTIONS, SCENE_DIM, describe, domain_prompt, render_mixed  # noqa: E402
+from nada_utils.mini_world.world_v2 import ALL_DOMAINS, CAPTIONS, describe, domain_prompt  # noqa: E402
 from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
 
 
 def renders(n, gen, device):
     """n renders of random scenes in random domains, with (colour, shape) names and domain labels."""
-    scenes = torch.rand(n, SCENE_DIM, generator=gen).to(device)
-    domains = torch.randint(len(ALL_DOMAINS), (n,), generator=gen).to(device)
-    images = torch.cat([render_mixed(scenes[i:i + 512], domains[i:i + 512]) for i in range(0, n, 512)])
+    scenes, domains, images = random_renders(n, gen, device)
     return images, describe(scenes), domains
 
 
@@ -58,10 +56,8 @@ def zero_shot(model, device, n=2100, seed=123):
 def main():
     clip = import_clip()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(p, steps=6000, batch=256, lr=1e-3)
+    add_run_arguments(p, steps=6000, batch=256, lr=1e-3, pool=40000)
     p.add_argument("--patch", type=int, default=MINI_CLIP["vision_patch_size"])
-    p.add_argument("--pool", type=int, default=40000, help="renders drawn from (rendered once at the start)")
-    p.add_argument("--eval-n", type=int, default=2100, help="held-out renders of each evaluation")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -85,14 +81,7 @@ def main():
         texts = captions([pool_names[i] for i in idx.tolist()], pool_domains[idx.to(device)], random.Random(step))
         img = F.normalize(model.encode_image(clip_preprocess(images, model.visual.input_resolution)), dim=-1)
         txt = F.normalize(model.encode_text(clip.tokenize(texts).to(device)), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        # Identical captions in a batch are all positives (many scenes share "a blank page").
-        ids = {c: i for i, c in enumerate(dict.fromkeys(texts))}
-        cid = torch.tensor([ids[c] for c in texts], device=device)
-        same = (cid[:, None] == cid[None, :]).float()
-        target = same / same.sum(1, keepdim=True)
-        loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean()) / 2
+        loss = contrastive_loss(img, txt, texts, model.logit_scale)
         if not state.step(loss, opt, sched, step):
             return
         if step % 250 == 0 or step == args.steps:

@@ -20,21 +20,19 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_common import Resumable, add_run_arguments, augment  # noqa: E402
+from training_common import Resumable, add_run_arguments, augment, random_renders  # noqa: E402
 
 from nada_utils.fileio import atomic_torch_save  # noqa: E402
 from nada_utils.mini_world.judge import JUDGE, Judge  # noqa: E402
-from nada_utils.mini_world.world_v2 import ALL_DOMAINS, SCENE_DIM, render_mixed, shape_index  # noqa: E402
+from nada_utils.mini_world.world_v2 import ALL_DOMAINS, shape_index  # noqa: E402
 
 BLANK = ALL_DOMAINS.index("blank")  # a blank page has no shape to name
 
 
 def batch(n, gen, device):
     """n renders of random scenes in random domains, their domain and shape labels."""
-    scenes = torch.rand(n, SCENE_DIM, generator=gen).to(device)
-    domains = torch.randint(len(ALL_DOMAINS), (n,), generator=gen).to(device)
+    scenes, domains, images = random_renders(n, gen, device)
     shapes = torch.where(domains == BLANK, -100, shape_index(scenes))  # -100: cross_entropy's ignore_index
-    images = torch.cat([render_mixed(scenes[i:i + 512], domains[i:i + 512]) for i in range(0, n, 512)])
     return images, domains, shapes
 
 
@@ -54,9 +52,7 @@ def held_out_accuracy(model, device, n=2100, seed=123, augmented=False):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(p, steps=1000, batch=128, lr=2e-3)
-    p.add_argument("--pool", type=int, default=20000, help="renders drawn from (rendered once at the start)")
-    p.add_argument("--eval-n", type=int, default=2100, help="held-out renders of each evaluation")
+    add_run_arguments(p, steps=1000, batch=128, lr=2e-3, pool=20000)
     args = p.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)

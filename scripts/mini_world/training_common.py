@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nada_utils.fileio import atomic_torch_save  # noqa: E402
 
 
-def add_run_arguments(p, *, steps: int, batch: int, lr: float) -> None:
-    """The arguments every training script takes, with the script's defaults for steps, batch and lr."""
+def add_run_arguments(p, *, steps: int, batch: int, lr: float, pool: int | None = None) -> None:
+    """The arguments every training script takes, with the script's defaults for steps, batch and lr;
+    with `pool`, those of scripts that draw from a pool of renders and evaluate on held-out ones."""
     p.add_argument("--out", required=True, help="the model file to write")
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--batch", type=int, default=batch)
@@ -29,6 +30,31 @@ def add_run_arguments(p, *, steps: int, batch: int, lr: float) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--state", help="where the resumable state lives (default: OUT with .state.pt)")
     p.add_argument("--stop-after", type=int, help="stop (state saved) after this many steps of this sitting")
+    if pool is not None:
+        p.add_argument("--pool", type=int, default=pool, help="renders drawn from (rendered once at the start)")
+        p.add_argument("--eval-n", type=int, default=2100, help="held-out renders of each evaluation")
+
+
+def random_renders(n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n random scenes of the second world, each in a random domain of ALL_DOMAINS: (scenes, domains, images)."""
+    from nada_utils.mini_world.world_v2 import ALL_DOMAINS, SCENE_DIM, render_mixed
+
+    scenes = torch.rand(n, SCENE_DIM, generator=gen).to(device)
+    domains = torch.randint(len(ALL_DOMAINS), (n,), generator=gen).to(device)
+    images = torch.cat([render_mixed(scenes[i:i + 512], domains[i:i + 512]) for i in range(0, n, 512)])
+    return scenes, domains, images
+
+
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, texts: list[str], logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy over a batch of normalised image and text embeddings, where
+    identical captions are all positives (many scenes share "a blank page" or "a pencil sketch")."""
+    logits = logit_scale.exp().clamp(max=100) * img @ txt.T
+    ids = {c: i for i, c in enumerate(dict.fromkeys(texts))}
+    cid = torch.tensor([ids[c] for c in texts], device=img.device)
+    same = (cid[:, None] == cid[None, :]).float()
+    target = same / same.sum(1, keepdim=True)
+    return (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+            + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean()) / 2
 
 
 class Resumable:
