@@ -1,7 +1,8 @@
 """Train the mini StyleGAN2 of the second world so that G(z) draws the photo of scene(z), corners included.
 
 Usage: python scripts/mini_world/train_generator_v2.py --out mini_photo_g.pt [--steps 12000] [--batch 32]
-       [--edge-weight 1.0] [--init mini-photo] [--seed 0] [--device cuda] [--state g_state.pt]
+       [--edge-weight 1.0] [--channels 128,128,64,32,16] [--init mini-photo] [--seed 0] [--device cuda]
+       [--state g_state.pt]
 
 Regression, not adversarial training: every z has a known target, render(scene_from_z(z), "photo"). Plain
 L1 lets a small generator round every corner into a blob (issue 18), because a corner is a few pixels
@@ -49,11 +50,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(p, steps=12000, batch=32, lr=0.002)
     p.add_argument("--edge-weight", type=float, default=1.0)
+    p.add_argument("--channels", default=",".join(map(str, MINI_GENERATOR["channels"].values())),
+                   help="feature maps at 4, 8, 16, 32 and 64 px")
     p.add_argument("--init", help="start from this generator (registry name or file) instead of random weights")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    G = Generator(**MINI_GENERATOR).to(device).train()
+    channels = [int(c) for c in args.channels.split(",")]
+    arch = dict(MINI_GENERATOR, channels=dict(zip(MINI_GENERATOR["channels"], channels, strict=True)))
+    G = Generator(**arch).to(device).train()
     if args.init:
         G.load_state_dict(load_generator(args.init).state_dict())
     mapping = [q for n, q in G.named_parameters() if n.startswith("style.")]
@@ -65,7 +70,7 @@ def main():
                            lr=args.lr, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr * 0.02)
     sampler = torch.Generator().manual_seed(args.seed)
-    settings = {k: getattr(args, k) for k in ("steps", "batch", "lr", "edge_weight", "init", "seed")}
+    settings = {k: getattr(args, k) for k in ("steps", "batch", "lr", "edge_weight", "channels", "init", "seed")}
     state = Resumable(args.state or Path(args.out).with_suffix(".state.pt"),
                       {"G": G, "opt": opt, "sched": sched}, sampler, settings,
                       stop_after=args.stop_after)
