@@ -16,19 +16,21 @@ TMP_MARK = ".tmp-"  # in every temporary name, so leftovers of killed writes can
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "wb"):
-    """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
+def atomic_path(path):
+    """A temporary file's path beside `path`, for writers that need a name rather than an open file
+    (FFmpeg's MP4 muxer reopens its output to move the index to the front); on success it is
+    fsynced and replaces `path`, on error it is removed."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+        os.close(fd)
     except OSError as e:
         # Name the file the caller asked for, not the temporary one beside it.
         raise type(e)(e.errno, e.strerror, str(path)) from None
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -36,6 +38,13 @@ def atomic_open(path, mode: str = "wb"):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "wb"):
+    """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def _fsync_dir(directory: Path) -> None:
