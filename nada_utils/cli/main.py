@@ -3,7 +3,7 @@
 Every problem a user can cause ends as one `error: ...` line on stderr and exit code 2, without a
 traceback; nothing is written before the inputs are checked. The commands are thin wrappers over
 library functions, which notebooks call directly; each group of them lives beside its arguments in
-`train_commands`, `image_commands` and `weight_commands`.
+`train_commands`, `image_commands`, `video_commands` and `weight_commands`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import errno
 import sys
 
-from nada_utils.cli import image_commands, train_commands, weight_commands
+from nada_utils.cli import image_commands, train_commands, video_commands, weight_commands
 from nada_utils.cli.args import Parser
 from nada_utils.errors import NadaError
 
@@ -20,7 +20,7 @@ from nada_utils.errors import NadaError
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="nada_utils", description="nada: text-driven StyleGAN2 domain adaptation (StyleGAN-NADA).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (train_commands, image_commands, weight_commands):
+    for group in (train_commands, image_commands, video_commands, weight_commands):
         group.add_commands(sub)
     return p
 
