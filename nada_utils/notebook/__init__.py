@@ -13,6 +13,7 @@ from nada_utils.notebook.controls import TrainControls, layer_spec
 from nada_utils.notebook.inversion import choose_image, edit_with_text, invert, mini_world_photo, show_inversion
 from nada_utils.notebook.live import RunResult, export_generator, quick_run, show_evaluation, show_losses, train_live
 from nada_utils.notebook.session import Session, fast_mode, setup
+from nada_utils.notebook.videos import show_photo_morph, show_video, show_walk
 from nada_utils.notebook.viewers import (
                       compare_grid,
                       find_run,
@@ -27,5 +28,5 @@ from nada_utils.notebook.viewers import (
 __all__ = ["RunResult", "Session", "TrainControls", "choose_image", "compare_grid", "edit_with_text", "export_generator",
            "fast_mode", "find_run", "interpolation_view", "invert", "layer_spec", "load_adapted", "make_config",
            "mini_world_photo", "parse_seeds", "quick_run", "run_study", "save_interpolation", "setup", "show_compare",
-           "show_evaluation", "show_inversion", "show_losses", "show_study", "study_strategies", "study_table", "train_live",
+           "show_evaluation", "show_inversion", "show_losses", "show_photo_morph", "show_study", "show_video", "show_walk", "study_strategies", "study_table", "train_live",
            "truncation_view", "write_study"]

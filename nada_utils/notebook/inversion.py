@@ -75,7 +75,7 @@ def invert(image_path, G_frozen, session: Session, *, steps: int = 500, latent: 
     return inv
 
 
-def _folder(inv: Inversion, save_to) -> Path:
+def image_folder(inv: Inversion, save_to) -> Path:
     """One folder per image under `save_to`, named after the image file, so a second photo keeps the first's results."""
     return Path(save_to) / Path(inv.metrics.get("image", "image")).stem
 
@@ -86,7 +86,7 @@ def show_inversion(inv: Inversion, G_adapted: dict, *, save_to=None) -> None:
     apply_adapted(inv, G_adapted)
     _show(side_by_side(inv), "input | reconstruction | " + " | ".join(G_adapted))
     if save_to is not None:
-        print(f"saved images, latents.pt and metrics.json to {save_inversion(inv, _folder(inv, save_to))}")
+        print(f"saved images, latents.pt and metrics.json to {save_inversion(inv, image_folder(inv, save_to))}")
 
 
 def edit_with_text(inv: Inversion, text: str, G_frozen, G_adapted: dict, *, clip: str = "ViT-B/32", steps: int = 100,
@@ -104,5 +104,5 @@ def edit_with_text(inv: Inversion, text: str, G_frozen, G_adapted: dict, *, clip
     _show(grid, f"before | edited, rows: frozen, {', '.join(G_adapted)}; CLIP similarity to {text!r}: "
                 f"{edit.similarity_before:.3f} -> {edit.similarity_after:.3f}")
     if save_to is not None:
-        print(f"saved {save_image(grid, _folder(inv, save_to) / 'edit.png')}")
+        print(f"saved {save_image(grid, image_folder(inv, save_to) / 'edit.png')}")
     return edit
