@@ -71,16 +71,6 @@ def test_irse50_has_the_published_layout():
         assert k in keys, k
 
 
-def test_conditional_generator_is_refused_cleanly(tmp_path, capsys):
-    from conftest import make_tiny_generator
-    from nada_utils import save_generator
-
-    save_generator(make_tiny_generator(c_dim=10), tmp_path / "cond.pt")
-    line = one_error(*run_cli(capsys, "train", "--preset", "tiny", "--generator", tmp_path / "cond.pt",
-                              "--out", tmp_path / "run", "--quiet")[::2])
-    assert "class-conditional" in line
-
-
 def test_a_start_refused_before_its_first_checkpoint_can_be_corrected_in_place(tmp_path, capsys):
     out = tmp_path / "run"
     line = one_error(*run_cli(capsys, "train", "--preset", "tiny", "--out", out, "--quiet", "--steps", "4",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from nada_utils.adapt.losses import DIRECTION_FLOOR, directional_loss, global_loss, unit_direction
-from nada_utils.adapt.prompt_templates import IMAGENET_TEMPLATES
+from nada_utils.adapt.prompt_templates import CLASS_SLOT, IMAGENET_TEMPLATES
 from nada_utils.errors import NadaError
 from nada_utils.models.clip_arch import clip_preprocess, import_clip
 
@@ -25,6 +25,20 @@ def tokenize(texts: list[str], device) -> torch.Tensor:
     except RuntimeError:
         longest = max(texts, key=len)
         raise NadaError(f"prompt too long for CLIP (at most 77 tokens): {longest[:60]!r}...; shorten it") from None
+
+
+def with_class(text: str, name: str) -> str:
+    """`text` with its `{class}` slot filled by a class name ("an anime drawing of a {class}" -> "... of a bird")."""
+    return text.replace(CLASS_SLOT, name)
+
+
+def per_sample(vectors: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """A `[D]` vector as it is, or the rows of a per-class `[C, D]` one picked by `labels` `[N]` -> `[N, D]`."""
+    if vectors.dim() == 1:
+        return vectors
+    if labels is None:
+        raise ValueError("per-class directions need each image's class label")
+    return vectors[labels.to(vectors.device)]
 
 
 def prompt_texts(text: str, templates: bool = True) -> list[str]:
@@ -118,8 +132,17 @@ class ClipGuide:
             self._text_cache[key] = torch.nn.functional.normalize(self.encode_texts(gm, texts).mean(0), dim=-1)
         return self._text_cache[key]
 
-    def text_directions(self, source: str, target: str, *, templates: bool = True) -> list[torch.Tensor]:
-        """Unit ΔT `[D]` per model: per-template target - source embeddings, averaged, normalised."""
+    def text_directions(self, source: str, target: str, *, templates: bool = True,
+                        class_names: list[str] | None = None) -> list[torch.Tensor]:
+        """Unit ΔT `[D]` per model: per-template target - source embeddings, averaged, normalised.
+
+        With `class_names`, prompts holding `{class}` give one direction per class: `[C, D]` per model,
+        row c for the prompts with class c's name (a prompt without the slot is the same in every row).
+        """
+        if class_names is not None:
+            per_class = [self.text_directions(with_class(source, n), with_class(target, n), templates=templates)
+                         for n in class_names]
+            return [torch.stack(rows) for rows in zip(*per_class)]
         source, target = check_prompts(source, target, templates=templates)
         out = []
         for gm in self.models:
@@ -136,11 +159,14 @@ class ClipGuide:
         """Image-guided ΔT per model: mean embedding of style images minus that of G_frozen samples."""
         return [unit_direction(s, f) for s, f in zip(self.encode_images(style_images), self.encode_images(frozen_images))]
 
-    def directional(self, img_frozen: torch.Tensor, img_train: torch.Tensor, directions: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    def directional(self, img_frozen: torch.Tensor, img_train: torch.Tensor, directions: list[torch.Tensor],
+                    labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Weighted directional loss over the models; returns (total, {model name: detached 0-d tensor}).
 
-        The terms stay tensors so that a training step never waits for the GPU before its backward.
+        Per-class directions (`[C, D]`) are picked per image by its class `labels` `[N]`. The terms
+        stay tensors so that a training step never waits for the GPU before its backward.
         """
+        directions = [per_sample(d, labels) for d in directions]
         with torch.no_grad():
             emb_frozen = self.encode_images(img_frozen)
         emb_train = self.encode_images(img_train)
@@ -148,8 +174,11 @@ class ClipGuide:
         total = sum(gm.weight * terms[gm.name] for gm in self.models)
         return total, {k: v.detach() for k, v in terms.items()}
 
-    def text_targets(self, text: str, *, templates: bool = True) -> list[torch.Tensor]:
-        """Unit text embedding `[D]` per model, the target of the global loss."""
+    def text_targets(self, text: str, *, templates: bool = True, class_names: list[str] | None = None) -> list[torch.Tensor]:
+        """Unit text embedding `[D]` per model, the target of the global loss (`[C, D]` with `class_names`)."""
+        if class_names is not None:
+            return [torch.stack(rows) for rows in zip(*(self.text_targets(with_class(text, n), templates=templates)
+                                                        for n in class_names))]
         return [self.text_embedding(gm, text, templates=templates) for gm in self.models]
 
     @torch.no_grad()

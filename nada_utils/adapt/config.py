@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from nada_utils.adapt.losses import DIRECTION_FLOOR
+from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.errors import NadaError
 
 NOISE = ("stored", "random")
@@ -74,12 +75,18 @@ class TrainConfig:
     reference: bool = False  # made with --reference: the settings above (and auto's layer table) as the official code's
     eval_samples: int = 32  # held-out latents scored at every checkpoint (evaluation.py); 0: no evaluation
     ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
+    # Class-conditional generators: the classes each step draws from (None: all, uniformly), and their
+    # names for `{class}` in the prompts (None: the registry entry's).
+    classes: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None
     extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
 
     def __post_init__(self):
         self.clip_models = tuple(self.clip_models)
         self.clip_weights = tuple(float(w) for w in self.clip_weights)
         self.betas = tuple(float(b) for b in self.betas)
+        self.classes = None if self.classes is None else tuple(int(c) for c in self.classes)
+        self.class_names = None if self.class_names is None else tuple(str(n).strip() for n in self.class_names)
         # inf passes every range check below (inf > 0) and NaN fails none of them silently: refuse both first.
         floats = {"--lr": [self.lr], "--mixing": [self.mixing], "truncation": [self.truncation], "--l2": [self.l2_weight],
                   "--id-weight": [self.id_weight], "auto_lr": [self.auto_lr], "--clip-weights": self.clip_weights,
@@ -117,6 +124,13 @@ class TrainConfig:
             (self.selection_text in SELECTION_TEXTS,
              f"--selection-text must be one of {', '.join(SELECTION_TEXTS)}, got {self.selection_text!r}"),
             (0 < self.direction_floor <= 2, f"--direction-floor must be in (0, 2], got {self.direction_floor}"),
+            (self.classes is None or (len(self.classes) >= 1 and min(self.classes) >= 0
+                                      and len(set(self.classes)) == len(self.classes)),
+             f"--classes must be distinct class indices >= 0, e.g. 2,3; got {self.classes}"),
+            (self.class_names is None or (len(self.class_names) >= 1 and all(self.class_names)),
+             "--class-names must be a comma list of non-empty names, one per class"),
+            (not self.style_images or CLASS_SLOT not in self.source_text + self.target_text,
+             f"{CLASS_SLOT} belongs in text prompts; with --style-images there is no target text"),
             (self.mixing_cutoff in MIXING_CUTOFFS,
              f"--mixing-cutoff must be one of {', '.join(MIXING_CUTOFFS)}, got {self.mixing_cutoff!r}"),
         ]

@@ -4,6 +4,9 @@ CLIP's 80 ImageNet templates (Radford et al. 2021) without "a photo of many {}."
 implementation. Data only.
 """
 
+# In a prompt, replaced by each class's name: one text direction per class (conditional generators).
+CLASS_SLOT = "{class}"
+
 IMAGENET_TEMPLATES: tuple[str, ...] = (
     'a bad photo of a {}.',
     'a sculpture of a {}.',

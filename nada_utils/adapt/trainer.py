@@ -29,6 +29,7 @@ from nada_utils.adapt.freezing import (
     static_layers,
 )
 from nada_utils.adapt.losses import DIRECTION_FLOOR
+from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.adapt.run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
 from nada_utils.adapt.selection import select_layers
 from nada_utils.adapt.training_step import (
@@ -59,23 +60,25 @@ class Setup:
     global_targets: list[torch.Tensor]  # unit target embedding per CLIP model (evaluation)
     identity: torch.nn.Module | None
     selection_targets: list[torch.Tensor] | None = None  # auto / gradnorm's target (default: global_targets)
+    classes: list[int] | None = None  # a conditional generator's classes that steps draw from; None: unconditional
 
 
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
                 style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None],
                 clip_precision: str = "fp32", clip_resize: str = "antialias", selection_text: str = "templates",
-                direction_floor: float = DIRECTION_FLOOR) -> Setup:
+                direction_floor: float = DIRECTION_FLOOR, classes=None, class_names=None) -> Setup:
     """Load the generators and CLIP models and compute the target directions (text, or style images).
 
-    clip_precision, clip_resize, selection_text, direction_floor: as the `TrainConfig` fields of those names."""
+    clip_precision, clip_resize, selection_text, direction_floor, classes, class_names: as the
+    `TrainConfig` fields of those names. With `{class}` in a prompt, directions and targets are per
+    class (`[C, D]` per model, C the generator's classes)."""
     from nada_utils.models.clip_models import load_clip
     from nada_utils.models.generator_io import load_generator
     from nada_utils.models.identity import load_identity_loss
 
     G_frozen = load_generator(generator, device=device)
-    if G_frozen.c_dim:
-        raise NadaError(f"{generator} is class-conditional ({G_frozen.c_dim} classes); adapting conditional generators "
-                        f"is not supported yet: use `generate --class N` to sample it, or an unconditional generator")
+    classes, names = check_classes(generator, G_frozen, classes, class_names,
+                                   uses_slot=CLASS_SLOT in f"{source_text} {target_text}" and not style_images)
     G_train = copy.deepcopy(G_frozen)
     if clip_precision == "fp16" and device.type != "cuda":
         raise NadaError(f"--clip-precision fp16 needs a CUDA GPU, and this run is on {device}; use fp32, or auto "
@@ -87,21 +90,59 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
         style = load_image_folder(style_images, G_frozen.img_resolution).to(device)
         with torch.no_grad():
             # Reference images of the source domain: G_frozen samples from fixed seeds.
-            frozen = G_frozen(z_from_seeds(range(max(8, len(style))), G_frozen.z_dim).to(device), noise_mode="const")
+            z = z_from_seeds(range(max(8, len(style))), G_frozen.z_dim).to(device)
+            frozen = G_frozen(z, one_hot(cycle_classes(classes, len(z)), G_frozen, device), noise_mode="const")
         directions = guide.image_directions(style, frozen)
         targets = guide.image_targets(style)
         log(f"image-guided direction from {len(style)} images in {style_images}")
     else:
-        directions = guide.text_directions(source_text, target_text, templates=templates)
-        targets = guide.text_targets(target_text, templates=templates)
+        directions = guide.text_directions(source_text, target_text, templates=templates, class_names=names)
+        targets = guide.text_targets(target_text, templates=templates, class_names=names)
     # The official code's auto selection pushes W+ towards the bare target text, whatever the direction uses.
-    selection = guide.text_targets(target_text, templates=False) if selection_text == "bare" and not style_images \
-        else targets
+    selection = guide.text_targets(target_text, templates=False, class_names=names) \
+        if selection_text == "bare" and not style_images else targets
+    if names is not None:  # auto/gradnorm pick layers for the whole batch: per-class targets are averaged into one
+        selection = [torch.nn.functional.normalize(t.mean(0), dim=-1) for t in selection]
     identity = None
     if id_weight > 0:
         identity, message = load_identity_loss(device=device)
         log(message)
-    return Setup(G_frozen, G_train, guide, directions, targets, identity, selection)
+    return Setup(G_frozen, G_train, guide, directions, targets, identity, selection, classes)
+
+
+def check_classes(generator: str, G, classes, class_names, *, uses_slot: bool) -> tuple[list[int] | None, list[str] | None]:
+    """(the classes steps draw from, the names `{class}` prompts need) for G, or a NadaError saying what is missing."""
+    if not G.c_dim:
+        if classes:
+            raise NadaError(f"--classes given, but {generator} has no classes; drop --classes")
+        if uses_slot:
+            raise NadaError(f"{CLASS_SLOT} in a prompt needs a class-conditional generator, and {generator} has no "
+                            f"classes; write the prompt without {CLASS_SLOT}")
+        return None, None
+    classes = list(classes) if classes else list(range(G.c_dim))
+    if max(classes) >= G.c_dim:
+        raise NadaError(f"--classes {','.join(map(str, classes))}: {generator} has classes 0-{G.c_dim - 1}")
+    names = list(class_names) if class_names else None
+    if names is None:
+        from nada_utils.weights.registry import REGISTRY
+
+        names = list(REGISTRY[generator].class_names) if generator in REGISTRY and REGISTRY[generator].class_names else None
+    if names is not None and len(names) != G.c_dim:
+        raise NadaError(f"--class-names has {len(names)} names, but {generator} has {G.c_dim} classes; give one per class")
+    if uses_slot and names is None:
+        raise NadaError(f"{CLASS_SLOT} in a prompt needs the class names, and {generator} has none in the registry; "
+                        f"pass --class-names with {G.c_dim} names")
+    return classes, names if uses_slot else None
+
+
+def cycle_classes(classes: list[int] | None, n: int) -> torch.Tensor | None:
+    """Labels `[n]` going through `classes` in turn (fixed grids and held-out sets), or None."""
+    return None if classes is None else torch.tensor([classes[i % len(classes)] for i in range(n)])
+
+
+def one_hot(labels: torch.Tensor | None, G, device) -> torch.Tensor | None:
+    """G's class input for `labels` `[N]`: one-hot `[N, c_dim]` on `device`, or None for no labels."""
+    return None if labels is None else torch.nn.functional.one_hot(labels.to(device), G.c_dim).float()
 
 
 def layer_plan(G_train, cfg: TrainConfig):
@@ -126,11 +167,16 @@ def setup_from_config(cfg: TrainConfig, device: torch.device, *, log: Callable[[
     """`build_setup` for a run's config. `judges`: score with these CLIP models instead (equal
     weights, no identity loss), as `evaluate --clip` does."""
     clip_models, weights = (cfg.clip_models, cfg.clip_weights) if judges is None else (judges, (1.0,) * len(judges))
-    return build_setup(generator=cfg.generator, clip_models=clip_models, clip_weights=weights,
+    setup = build_setup(generator=cfg.generator, clip_models=clip_models, clip_weights=weights,
                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
                        style_images=cfg.style_images, id_weight=cfg.id_weight if judges is None else 0.0,
                        device=device, log=log, clip_precision=cfg.clip_precision, clip_resize=cfg.clip_resize,
-                       selection_text=cfg.selection_text, direction_floor=cfg.direction_floor)
+                       selection_text=cfg.selection_text, direction_floor=cfg.direction_floor,
+                       classes=cfg.classes, class_names=cfg.class_names)
+    if cfg.ground_truth and setup.classes is not None:
+        raise NadaError(f"ground truth {cfg.ground_truth} scores the mini world's unconditional generator, not the "
+                        f"class-conditional {cfg.generator}; train it without a mini-world preset")
+    return setup
 
 
 @dataclass
@@ -143,29 +189,36 @@ class Latents:
     cutoff: int = 0
     noise: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
     cutoff_train: int | None = None  # G_train's own cutoff (`mixing_cutoff="independent"`); None: shared
+    labels: torch.Tensor | None = None  # class of each latent `[N]` (conditional generators); the mix partner shares it
 
     def ws(self, G, truncation: float, *, train: bool = False) -> torch.Tensor:
         """`[N, num_ws, w_dim]` through G's own mapping network (`train`: with G_train's cutoff)."""
-        ws = G.mapping(self.z, truncation_psi=truncation)
+        c = one_hot(self.labels, G, self.z.device)
+        ws = G.mapping(self.z, c, truncation_psi=truncation)
         if self.z_mix is not None:
             cutoff = self.cutoff_train if train and self.cutoff_train is not None else self.cutoff
-            ws = style_mix(ws, G.mapping(self.z_mix, truncation_psi=truncation), cutoff)
+            ws = style_mix(ws, G.mapping(self.z_mix, c, truncation_psi=truncation), cutoff)
         return ws
 
 
 def sample_latents(sampler: torch.Generator, n: int, *, z_dim: int, num_ws: int, mixing: float, device,
-                   noise_sizes: list[tuple[int, int]] | None = None, independent_cutoff: bool = False) -> Latents:
+                   noise_sizes: list[tuple[int, int]] | None = None, independent_cutoff: bool = False,
+                   classes: list[int] | None = None) -> Latents:
     """A batch of z from the run's own sampler; style-mixed with probability `mixing`.
 
     `noise_sizes` (the generator's noise resolutions): also draw fresh noise for each generator, from
     the same sampler, so that a resumed run draws what an uninterrupted one would.
     `independent_cutoff`: G_train mixes at a cutoff of its own, as each generator call of the official
-    code draws one."""
+    code draws one. `classes`: each latent's class, drawn uniformly from these (conditional generators;
+    unconditional runs draw nothing more, so their stream of latents is what it always was)."""
     z = torch.randn(n, z_dim, generator=sampler).to(device)
-    latents = Latents(z)
+    labels = None
+    if classes:
+        labels = torch.tensor(classes)[torch.randint(len(classes), (n,), generator=sampler)]
+    latents = Latents(z, labels=labels)
     if mixing > 0 and torch.rand((), generator=sampler).item() < mixing:
         cutoff = int(torch.randint(1, num_ws, (), generator=sampler))
-        latents = Latents(z, torch.randn(n, z_dim, generator=sampler).to(device), cutoff)
+        latents = Latents(z, torch.randn(n, z_dim, generator=sampler).to(device), cutoff, labels=labels)
         if independent_cutoff:
             latents.cutoff_train = int(torch.randint(1, num_ws, (), generator=sampler))
     if noise_sizes:
@@ -174,11 +227,14 @@ def sample_latents(sampler: torch.Generator, n: int, *, z_dim: int, num_ws: int,
     return latents
 
 
-def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, truncation: float, device) -> Path:
-    """Grid for fixed seeds 0..n-1: top row G_frozen, bottom row G_train (same z, same noise)."""
+def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, truncation: float, device,
+                  classes: list[int] | None = None) -> Path:
+    """Grid for fixed seeds 0..n-1: top row G_frozen, bottom row G_train (same z, same noise); for a
+    conditional generator, column i shows class `classes[i % len(classes)]`."""
     z = z_from_seeds(range(n), G_frozen.z_dim).to(device)
+    c = one_hot(cycle_classes(classes, n), G_frozen, device)
     with torch.no_grad():
-        rows = torch.cat([G_frozen(z, truncation_psi=truncation), G_train(z, truncation_psi=truncation)])
+        rows = torch.cat([G_frozen(z, c, truncation_psi=truncation), G_train(z, c, truncation_psi=truncation)])
     return save_image(image_grid(rows.cpu(), nrow=n), run_dir / "samples" / f"step_{step:06d}.png")
 
 
@@ -290,7 +346,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         from nada_utils.measure.evaluation import Evaluator
 
         evaluator = Evaluator(G_frozen, guide, directions, setup.global_targets, n=cfg.eval_samples,
-                              ground_truth=cfg.ground_truth)
+                              ground_truth=cfg.ground_truth, classes=setup.classes)
 
     def evaluate(step: int) -> set[int]:
         """Score G_train now (written to eval.jsonl); return the step of the best checkpoint so far."""
@@ -326,7 +382,8 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         return path
 
     def samples(step: int) -> None:
-        saved(write_samples(run_dir, step, G_frozen, G_train, n=cfg.n_samples, truncation=cfg.sample_truncation, device=device))
+        saved(write_samples(run_dir, step, G_frozen, G_train, n=cfg.n_samples, truncation=cfg.sample_truncation,
+                            device=device, classes=setup.classes))
 
     def global_loss(images):
         return guide.global_(images, setup.selection_targets or setup.global_targets)
@@ -342,12 +399,12 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         t0 = time.perf_counter()
         latents = sample_latents(sampler, cfg.batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws, mixing=cfg.mixing,
                                  device=device, noise_sizes=noise_sizes,
-                                 independent_cutoff=cfg.mixing_cutoff == "independent")
+                                 independent_cutoff=cfg.mixing_cutoff == "independent", classes=setup.classes)
         if spec.dynamic and it % cfg.auto_every == 0:
             def auto_latents():
                 with torch.no_grad():
                     return sample_latents(sampler, cfg.auto_batch, z_dim=G_frozen.z_dim, num_ws=G_frozen.num_ws,
-                                          mixing=0.0, device=device).ws(G_frozen, cfg.truncation)
+                                          mixing=0.0, device=device, classes=setup.classes).ws(G_frozen, cfg.truncation)
 
             with torch.no_grad():
                 ws = latents.ws(G_frozen, cfg.truncation)

@@ -107,7 +107,7 @@ def forward_losses(setup, latents, directions, settings: StepSettings, device) -
         ws_train = latents.ws(G_train, settings.truncation, train=True) if own else ws
         img_train = G_train.synthesis(ws_train, noise_mode="const", noise=noise_train)
     img_frozen, img_train = img_frozen.float(), img_train.float()
-    loss, directional = setup.guide.directional(img_frozen, img_train, directions)
+    loss, directional = setup.guide.directional(img_frozen, img_train, directions, latents.labels)
     terms = {"directional": directional}
     if settings.l2_weight > 0:
         l2 = l2_regulariser(img_frozen, img_train)

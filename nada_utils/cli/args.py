@@ -12,14 +12,23 @@ class Parser(argparse.ArgumentParser):
         raise NadaError(f"{message} (see: python -m nada_utils {self.prog.split()[-1]} --help)")
 
 
-def floats(text: str | None, flag: str) -> tuple[float, ...] | None:
-    """A comma-separated list of numbers, e.g. --clip-weights 1.0,0.5."""
+def _numbers(text: str | None, flag: str, cast, example: str) -> tuple | None:
     if text is None:
         return None
     try:
-        return tuple(float(v) for v in text.split(","))
+        return tuple(cast(v) for v in text.split(","))
     except ValueError:
-        raise NadaError(f"bad {flag} {text!r}; give comma-separated numbers like 1.0,0.5") from None
+        raise NadaError(f"bad {flag} {text!r}; give comma-separated {example}") from None
+
+
+def floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    """A comma-separated list of numbers, e.g. --clip-weights 1.0,0.5."""
+    return _numbers(text, flag, float, "numbers like 1.0,0.5")
+
+
+def ints(text: str | None, flag: str) -> tuple[int, ...] | None:
+    """A comma-separated list of whole numbers, e.g. --classes 2,3."""
+    return _numbers(text, flag, int, "whole numbers like 2,3")
 
 
 def names(text: str | None, flag: str) -> tuple[str, ...] | None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from nada_utils.adapt.config import CLIP_PRECISIONS, CLIP_RESIZES, MIXING_CUTOFFS, NOISE, SELECTION_TEXTS
-from nada_utils.cli.args import floats, names
+from nada_utils.cli.args import floats, ints, names
 from nada_utils.errors import NadaError
 
 
@@ -23,7 +23,8 @@ def cmd_train(args) -> int:
         checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
         eval_samples=args.eval_samples, noise=args.noise, clip_precision=args.clip_precision,
         clip_resize=args.clip_resize, selection_text=args.selection_text, mixing_cutoff=args.mixing_cutoff,
-        direction_floor=args.direction_floor)
+        direction_floor=args.direction_floor, classes=ints(args.classes, "--classes"),
+        class_names=names(args.class_names, "--class-names"))
     explicit = {k: v for k, v in explicit.items() if v is not None}
     if args.clip is not None and args.clip_weights is None:
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
@@ -89,7 +90,7 @@ def cmd_evaluate(args) -> int:
     device = resolve_device(args.device)
     setup = setup_from_config(cfg, device, judges=clip)
     evaluator = Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=n, faces=args.faces,
-                          ground_truth=cfg.ground_truth)
+                          ground_truth=cfg.ground_truth, classes=setup.classes)
     if args.checkpoint:
         path, _ = adapted_generator_path(args.checkpoint)
         row = {"checkpoint": str(path), **evaluator(load_generator(path, device=device))}
@@ -142,6 +143,9 @@ def add_commands(sub) -> None:
                                     "gradnorm:K (default all)")
     t.add_argument("--include-torgb", action="store_true", default=None, help="also train the toRGB layers")
     t.add_argument("--auto-every", type=int, help="auto/gradnorm: reselect layers every N steps (default 1)")
+    t.add_argument("--classes", help="class-conditional generators: the classes to adapt, e.g. 2,3 (default: all)")
+    t.add_argument("--class-names", help="names of all the generator's classes, comma-separated, for {class} in "
+                   "--source/--target (default: the registry's, e.g. cifar10's)")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch", type=int)
     t.add_argument("--lr", type=float)

@@ -47,10 +47,12 @@ def mean_pairwise_distance(emb: torch.Tensor) -> float:
 
 
 def clip_metrics(emb_frozen: torch.Tensor, emb_adapted: torch.Tensor, direction: torch.Tensor, target: torch.Tensor) -> dict:
-    """The CLIP metrics for one model from `[N, D]` embeddings, the unit ΔT and the unit target `[D]`."""
+    """The CLIP metrics for one model from `[N, D]` embeddings, the unit ΔT and the unit target: `[D]`,
+    or `[N, D]` (each image's own, for per-class prompts)."""
     nf, na = F.normalize(emb_frozen.float(), dim=-1), F.normalize(emb_adapted.float(), dim=-1)
     target, direction = target.float().to(nf.device), direction.float().to(nf.device)
-    out = {"clip_target_adapted": float((na @ target).mean()), "clip_target_frozen": float((nf @ target).mean())}
+    out = {"clip_target_adapted": float((na * target).sum(-1).mean()),
+           "clip_target_frozen": float((nf * target).sum(-1).mean())}
     out["clip_gain"] = out["clip_target_adapted"] - out["clip_target_frozen"]
     out["directional"] = float(F.cosine_similarity(na - nf, direction.expand_as(na), dim=-1, eps=1e-8).mean())
     out["diversity_adapted"] = mean_pairwise_distance(na)
@@ -72,24 +74,34 @@ class Evaluator:
     """
 
     def __init__(self, G_frozen, guide, directions, targets, *, n: int = 32, faces: bool = False,
-                 ground_truth: str | None = None):
+                 ground_truth: str | None = None, classes: list[int] | None = None):
         self.G_frozen, self.guide, self.n = G_frozen, guide, n
-        self.directions, self.targets = directions, targets
         self.faces, self.ground_truth = faces, ground_truth
         self.z = held_out_z(n, G_frozen.z_dim)
+        # A conditional generator's held-out latents go through its classes in turn; per-class
+        # directions and targets (`[C, D]`) become each latent's own.
+        self.labels = None if classes is None else torch.tensor([classes[i % len(classes)] for i in range(n)])
+        self.directions = [d[self.labels] if d.dim() == 2 else d for d in directions]
+        self.targets = [t[self.labels] if t.dim() == 2 else t for t in targets]
         self._frozen_emb = None  # G_frozen's embeddings never change: computed once
 
-    def _embed(self, G, z) -> list[torch.Tensor]:
-        return [e.float() for e in self.guide.encode_images(G(z, noise_mode="const").clamp(-1, 1))]
+    @staticmethod
+    def _images(G, z, labels) -> torch.Tensor:
+        c = None if labels is None else F.one_hot(labels.to(z.device), G.c_dim).float()
+        return G(z, c, noise_mode="const").clamp(-1, 1)
+
+    def _embed(self, G, z, labels) -> list[torch.Tensor]:
+        return [e.float() for e in self.guide.encode_images(self._images(G, z, labels))]
 
     @torch.no_grad()
     def __call__(self, G_train) -> dict:
         device = next(G_train.parameters()).device
-        chunks = [self.z[i:i + CHUNK].to(device) for i in range(0, self.n, CHUNK)]
+        chunks = [(self.z[i:i + CHUNK].to(device), None if self.labels is None else self.labels[i:i + CHUNK])
+                  for i in range(0, self.n, CHUNK)]
         if self._frozen_emb is None:
-            parts = [self._embed(self.G_frozen, z) for z in chunks]
+            parts = [self._embed(self.G_frozen, z, y) for z, y in chunks]
             self._frozen_emb = [torch.cat(p) for p in zip(*parts)]
-        parts = [self._embed(G_train, z) for z in chunks]
+        parts = [self._embed(G_train, z, y) for z, y in chunks]
         adapted = [torch.cat(p) for p in zip(*parts)]
         per_clip = {gm.name: clip_metrics(f, a, d, t) for gm, f, a, d, t in
                     zip(self.guide.models, self._frozen_emb, adapted, self.directions, self.targets)}
@@ -100,8 +112,8 @@ class Evaluator:
         if self.faces:
             from nada_utils.measure.face_descriptors import face_descriptor_distances, summarize
 
-            distances = [d for z in chunks for d in face_descriptor_distances(
-                self.G_frozen(z, noise_mode="const").clamp(-1, 1).cpu(), G_train(z, noise_mode="const").clamp(-1, 1).cpu())]
+            distances = [d for z, y in chunks for d in face_descriptor_distances(
+                self._images(self.G_frozen, z, y).cpu(), self._images(G_train, z, y).cpu())]
             row.update(summarize(distances))
         if self.ground_truth:
             from nada_utils.measure.ground_truth import evaluate_ground_truth

@@ -7,7 +7,7 @@ A registry name can be used wherever a weight file is asked for; a plain file pa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nada_utils.errors import NadaError
@@ -40,11 +40,15 @@ class WeightSpec:
     description: str  # one line for listings
     notes: str = ""  # loader hints or caveats, e.g. "car-512: crop rows 64:448"
     bundled: str | None = None  # path inside the nada_utils package for files shipped with it (mini world)
+    class_names: tuple[str, ...] = ()  # class-conditional generators: label i's name, for `{class}` prompts
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"WeightSpec {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
 
+
+# CIFAR-10's labels in order (its dataset's batches.meta), which the conditional generator was trained on.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 _ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
 _TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
@@ -96,12 +100,12 @@ _ENTRIES = [
     _ada("afhq-dog", "afhqdog.pkl", "StyleGAN2-ADA AFHQ dog 512x512"),
     _ada("afhq-wild", "afhqwild.pkl", "StyleGAN2-ADA AFHQ wild 512x512"),
     _ada("metfaces", "metfaces.pkl", "StyleGAN2-ADA MetFaces 1024x1024"),
-    _ada(
+    replace(_ada(
         "cifar10",
         "cifar10.pkl",
         "StyleGAN2-ADA CIFAR-10 32x32, class-conditional",
         "NVlabs StyleGAN2-ADA PyTorch pickle; class-conditional (pass a class label); size and checksum not recorded.",
-    ),
+    ), class_names=CIFAR10_CLASSES),
     _tf(
         "church-256",
         "stylegan2-church-config-f.pkl",
