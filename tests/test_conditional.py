@@ -106,3 +106,17 @@ def test_class_mistakes_are_one_line_and_write_nothing(cond, tmp_path, capsys, e
     code, err = run(capsys, "train", "--preset", "tiny", *generator, *extra, "--out", str(tmp_path / "run"), "--quiet")
     assert code == 2 and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluation_has_a_row_per_class(cond, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = run(capsys, *ARGS, "--generator", str(cond), "--classes", "0,2", "--out", str(out), "--eval-samples", "6")
+    assert code == 0, err
+    rows = read_jsonl(out / "eval.jsonl")
+    assert rows and all(set(r["per_class"]) == {"0", "2"} for r in rows)
+    assert all(sum(m["n"] for m in r["per_class"].values()) == r["n"] == 6 for r in rows)
+    # The overall figure is the mean over latents, so the two equal-sized classes average to it.
+    last = rows[-1]
+    assert abs(last["clip_gain"] - (last["per_class"]["0"]["clip_gain"] + last["per_class"]["2"]["clip_gain"]) / 2) < 1e-6
+    assert main(["evaluate", "--run", str(out)]) == 0
+    assert "per class at step" in capsys.readouterr().out

@@ -68,7 +68,7 @@ def cmd_evaluate(args) -> int:
     from nada_utils.adapt.run_dir import adapted_generator_path, holds_run, read_config, read_evals
     from nada_utils.adapt.trainer import setup_from_config
     from nada_utils.devices import resolve_device
-    from nada_utils.measure.evaluation import Evaluator, evaluation_table, write_evaluation
+    from nada_utils.measure.evaluation import Evaluator, class_table, evaluation_table, write_evaluation
     from nada_utils.models.generator_io import load_generator
 
     run_dir = Path(args.run)
@@ -111,6 +111,9 @@ def cmd_evaluate(args) -> int:
     print(evaluation_table(rows, best["step"]))
     print(f"\nkeep step {best['step']}: {best['why']}" + (f"\n  {best['checkpoint']}" if best.get("checkpoint") else
                                                          " (that checkpoint was deleted; its evaluation remains)"))
+    per_class = class_table(next(r for r in rows if r["step"] == best["step"]))
+    if per_class:
+        print(f"\nper class at step {best['step']}:\n{per_class}")
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 

@@ -93,6 +93,15 @@ class Evaluator:
     def _embed(self, G, z, labels) -> list[torch.Tensor]:
         return [e.float() for e in self.guide.encode_images(self._images(G, z, labels))]
 
+    def _scores(self, frozen: list, adapted: list, rows) -> tuple[dict, dict]:
+        """(metrics averaged over the CLIP models, {model: metrics}) of the latents `rows` selects."""
+        def pick(x):
+            return x if x.dim() == 1 else x[rows]
+
+        per_clip = {gm.name: clip_metrics(f[rows], a[rows], pick(d), pick(t)) for gm, f, a, d, t in
+                    zip(self.guide.models, frozen, adapted, self.directions, self.targets)}
+        return {k: sum(m[k] for m in per_clip.values()) / len(per_clip) for k in CLIP_KEYS}, per_clip
+
     @torch.no_grad()
     def __call__(self, G_train) -> dict:
         device = next(G_train.parameters()).device
@@ -103,12 +112,14 @@ class Evaluator:
             self._frozen_emb = [torch.cat(p) for p in zip(*parts)]
         parts = [self._embed(G_train, z, y) for z, y in chunks]
         adapted = [torch.cat(p) for p in zip(*parts)]
-        per_clip = {gm.name: clip_metrics(f, a, d, t) for gm, f, a, d, t in
-                    zip(self.guide.models, self._frozen_emb, adapted, self.directions, self.targets)}
-        row = {k: sum(m[k] for m in per_clip.values()) / len(per_clip) for k in CLIP_KEYS}
+        row, per_clip = self._scores(self._frozen_emb, adapted, slice(None))
         row["n"] = self.n
         if len(per_clip) > 1:
             row["per_clip"] = per_clip
+        if self.labels is not None:  # every metric for each class too (classes with 2+ latents: diversity needs pairs)
+            row["per_class"] = {str(c): {**self._scores(self._frozen_emb, adapted, self.labels == c)[0],
+                                         "n": int((self.labels == c).sum())}
+                                for c in self.labels.unique().tolist() if (self.labels == c).sum() >= 2}
         if self.faces:
             from nada_utils.measure.face_descriptors import face_descriptor_distances, summarize
 
@@ -184,13 +195,21 @@ def write_evaluation(run_dir, rows: list[dict], *, checkpoints=None, judge=None)
     return summary, paths
 
 
-def evaluation_table(rows: list[dict], best: int | None = None) -> str:
-    """A plain-text table of the evaluations, one line per step; the best one is marked."""
+def evaluation_table(rows: list[dict], best: int | None = None, *, key: str = "step") -> str:
+    """A plain-text table of the evaluations, one line per step (or per `key`); the best one is marked."""
     columns = [k for k in ("clip_gain", "directional", "diversity_ratio", "structure_clip", "face_distance",
                            "judged_target", "shape_kept", "edge_f1", "gap_closed", "structure")
                if any(r.get(k) is not None for r in rows)]
-    lines = ["step      " + "".join(f"{c:>17}" for c in columns)]
-    for r in sorted(rows, key=lambda r: r["step"]):
+    lines = [f"{key:<10}" + "".join(f"{c:>17}" for c in columns)]
+    for r in sorted(rows, key=lambda r: r[key]):
         cells = "".join(f"{r[c]:>17.4f}" if isinstance(r.get(c), float) else f"{'-':>17}" for c in columns)
-        lines.append(f"{r['step']:<8}{'*' if r['step'] == best else ' '} {cells}")
+        lines.append(f"{r[key]:<8}{'*' if r[key] == best else ' '} {cells}")
     return "\n".join(lines)
+
+
+def class_table(row: dict) -> str | None:
+    """The per-class evaluation of one checkpoint (conditional generators) as a table, or None."""
+    per_class = row.get("per_class")
+    if not per_class:
+        return None
+    return evaluation_table([{"class": int(c), **m} for c, m in per_class.items()], key="class")
