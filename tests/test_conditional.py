@@ -120,3 +120,15 @@ def test_evaluation_has_a_row_per_class(cond, tmp_path, capsys):
     assert abs(last["clip_gain"] - (last["per_class"]["0"]["clip_gain"] + last["per_class"]["2"]["clip_gain"]) / 2) < 1e-6
     assert main(["evaluate", "--run", str(out)]) == 0
     assert "per class at step" in capsys.readouterr().out
+
+
+def test_a_study_of_a_conditional_generator_has_a_table_per_class(cond, tmp_path):
+    from nada_utils.adapt.config import make_config
+    from nada_utils.experiments.study import run_study, write_study
+
+    base = make_config("tiny", generator=str(cond), steps=4, checkpoint_every=0, sample_every=0, eval_samples=6,
+                       source_text="a photo of a {class}", target_text="a sketch of a {class}", class_names=NAMES.split(","))
+    rows = run_study(base, ["last:1", "all"], tmp_path / "study", progress=False, log=lambda _: None)
+    assert all(set(r["per_class"]) == {"0", "1", "2"} and "clip_gain" in r for r in rows)
+    table = write_study(rows, tmp_path / "study", class_names=NAMES.split(","))["table"].read_text()
+    assert "Per class" in table and "| layers (clip_gain) | cat | dog | bird |" in table and "| `last:1` |" in table

@@ -42,7 +42,7 @@ def test_one_finished_run_per_strategy(study):
         assert (run / "generator.pt").is_file()
         assert json.loads((run / "config.json").read_text())["layers"] == r["layers"]
         assert 0 < r["loss_end"] < 2 and r["samples"].endswith("step_000004.png")
-    assert main_metric(rows) == "loss_end"
+    assert main_metric(rows) == "clip_gain"  # no ground truth: the final evaluation's gain towards the target
 
 
 def test_a_finished_study_is_reused_and_a_changed_one_refused(study):
@@ -74,7 +74,7 @@ def test_every_spec_is_checked_before_training(tmp_path):
 def test_table_json_plot_and_results(study, tmp_path):
     base, root, rows = study
     table = study_table(rows)
-    assert table.splitlines()[0] == "| layers | loss_end | train s |" and "| `auto:2` |" in table
+    assert table.splitlines()[0] == "| layers | clip_gain | directional | structure_clip | loss_end | train s |" and "| `auto:2` |" in table
     paths = write_study(rows, tmp_path / "study", title="tiny", paths=False)
     assert Image.open(paths["plot"]).size[0] > 300
     saved = json.loads(paths["json"].read_text())

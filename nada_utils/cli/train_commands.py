@@ -44,7 +44,15 @@ def cmd_train(args) -> int:
 
 def cmd_study(args) -> int:
     from nada_utils.adapt.config import make_config
-    from nada_utils.experiments.study import export_results, run_study, study_strategies, study_table, write_study
+    from nada_utils.experiments.study import (
+        class_names_of,
+        class_study_table,
+        export_results,
+        run_study,
+        study_strategies,
+        study_table,
+        write_study,
+    )
 
     out = Path(args.out)
     configs = [(preset, make_config(preset, steps=args.steps, device=args.device)) for preset in args.preset]
@@ -52,11 +60,14 @@ def cmd_study(args) -> int:
         specs = args.layers or study_strategies(base)
         title = f"{preset}, {base.steps} steps"
         rows = run_study(base, specs, out / preset, progress=not args.quiet)
-        write_study(rows, out / preset, title=title)
-        print(f"\n{title}\n{study_table(rows)}\n(table, rows and plot in {out / preset})")
+        names = class_names_of(base)
+        write_study(rows, out / preset, title=title, class_names=names)
+        per_class = class_study_table(rows, names=names)
+        print(f"\n{title}\n{study_table(rows)}\n" + (f"\nper class (clip_gain):\n{per_class}\n" if per_class else "")
+              + f"(table, rows and plot in {out / preset})")
         if args.results:
             export_results(rows, Path(args.results) / preset)
-            write_study(rows, Path(args.results) / preset, title=title, paths=False)
+            write_study(rows, Path(args.results) / preset, title=title, paths=False, class_names=names)
             print(f"final grids, metrics and configs copied to {Path(args.results) / preset}")
     return 0
 

@@ -17,13 +17,15 @@ from typing import Callable
 
 from nada_utils.adapt.config import TrainConfig
 from nada_utils.adapt.freezing import PHASES, synthesis_blocks
-from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, read_log, run_exists
+from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, read_evals, read_log, run_exists
 from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_write_text, copy_atomic
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
 METRICS = ("judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed", "structure", "structure_frozen",
-           "target_share", "loss_end")
+           "target_share", "clip_gain", "directional", "structure_clip", "loss_end")
+# From the run's last evaluation (eval.jsonl), the CLIP metrics a study without ground truth is judged by.
+EVAL_METRICS = ("clip_gain", "directional", "structure_clip")
 
 
 def default_strategies(G, *, fast: bool = False) -> list[str]:
@@ -66,6 +68,12 @@ def summarize(run_dir, spec: str | None = None) -> dict:
            "loss_end": sum(r["loss"] for r in tail) / len(tail) if tail else None,
            "train_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
            "samples": str(samples) if samples else None}
+    evals = read_evals(run_dir)
+    if evals:  # the final checkpoint's evaluation; per class too for conditional generators
+        last = max(evals, key=lambda r: r["step"])
+        row.update({k: last[k] for k in EVAL_METRICS if isinstance(last.get(k), float)})
+        if last.get("per_class"):
+            row["per_class"] = {c: {k: m[k] for k in EVAL_METRICS if k in m} for c, m in last["per_class"].items()}
     if (run_dir / "metrics.json").is_file():
         row.update({k: v for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if isinstance(v, float)})
     return row
@@ -126,7 +134,32 @@ def study_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = True) -> dict[str, Path]:
+def class_names_of(cfg: TrainConfig) -> list[str] | None:
+    """The names of a conditional generator's classes: the config's, else its registry entry's, else None."""
+    from nada_utils.weights.registry import REGISTRY
+
+    if cfg.class_names:
+        return list(cfg.class_names)
+    spec = REGISTRY.get(cfg.generator)
+    return list(spec.class_names) if spec is not None and spec.class_names else None
+
+
+def class_study_table(rows: list[dict], metric: str = "clip_gain", names: list[str] | None = None) -> str | None:
+    """Conditional generators: a markdown table of `metric` per layer strategy (rows) and class (columns), or None."""
+    classes = sorted({int(c) for r in rows for c in r.get("per_class") or {}})
+    if not classes:
+        return None
+    heads = [names[c] if names and c < len(names) else f"class {c}" for c in classes]
+    lines = [f"| layers ({metric}) | " + " | ".join(heads) + " |", "|---" * (len(classes) + 1) + "|"]
+    for r in rows:
+        per = r.get("per_class") or {}
+        cells = [f"{per[str(c)][metric]:.3f}" if metric in per.get(str(c), {}) else "" for c in classes]
+        lines.append(f"| `{r['layers']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = True,
+                class_names: list[str] | None = None) -> dict[str, Path]:
     """study.json, study.md and study.png (the main metric against K) in `out_dir`; returns their paths.
 
     `paths=False` leaves the machine's run paths out of study.json (for files that are committed).
@@ -137,9 +170,11 @@ def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = Tru
     if not paths:
         rows = [{k: v for k, v in r.items() if k not in ("run_dir", "samples")} for r in rows]
     metric = main_metric(rows)
+    per_class = class_study_table(rows, names=class_names)
+    table = (f"# {title}\n\n" if title else "") + study_table(rows) + "\n" + (f"\nPer class:\n\n{per_class}\n" if per_class else "")
     written = {
         "json": atomic_write_text(out_dir / "study.json", json.dumps({"title": title, "rows": rows}, indent=2) + "\n"),
-        "table": atomic_write_text(out_dir / "study.md", (f"# {title}\n\n" if title else "") + study_table(rows) + "\n"),
+        "table": atomic_write_text(out_dir / "study.md", table),
         "plot": plot_study(rows, metric, out_dir / "study.png", title=f"{title}: {metric}" if title else metric),
     }
     return written

@@ -123,14 +123,17 @@ def save_interpolation(G_frozen, G_train, seeds, path, *, alphas=(0.0, 0.25, 0.5
     print(f"saved {path} (rows: alpha {', '.join(f'{a:g}' for a in alphas)})")
 
 
-def show_study(rows: list[dict], out_dir, *, title: str = "") -> None:
+def show_study(rows: list[dict], out_dir, *, title: str = "", class_names: list[str] | None = None) -> None:
     """Write the study's table, JSON and plot to `out_dir`, and display them with every setting's final grid."""
     from IPython.display import HTML, Image, Markdown, display
 
-    from nada_utils.experiments.study import study_table, write_study
+    from nada_utils.experiments.study import class_study_table, study_table, write_study
 
-    paths = write_study(rows, out_dir, title=title)
+    paths = write_study(rows, out_dir, title=title, class_names=class_names)
     display(Markdown(study_table(rows)))
+    per_class = class_study_table(rows, names=class_names)
+    if per_class:
+        display(Markdown("Per class:\n\n" + per_class))
     display(Image(filename=str(paths["plot"])))
     for r in rows:
         if r.get("samples"):
