@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_generator
-from nada_utils import load_generator, save_generator
+from nvlabs_fixtures import nvlabs_pickle_bytes, rosinality_to_nvlabs
+
+from nada_utils import load_generator
 from nada_utils.adapt.clip_guide import ClipGuide
 from nada_utils.adapt.losses import directional_loss
 from nada_utils.adapt.run_dir import read_jsonl
@@ -27,9 +29,13 @@ ARGS = ["train", "--preset", "tiny", "--steps", "8", "--checkpoint-every", "2", 
 
 @pytest.fixture
 def cond(tmp_path):
-    path = tmp_path / "cond.pt"
-    save_generator(make_tiny_generator(c_dim=3, seed=0), path)
-    return path
+    """A tiny random conditional generator in NVlabs' StyleGAN2-ADA pickle layout (CIFAR-10's format);
+    its embedded source writes a marker file if it ever runs."""
+    G = make_tiny_generator(c_dim=3, seed=0)
+    path = tmp_path / "cond.pkl"
+    path.write_bytes(nvlabs_pickle_bytes(rosinality_to_nvlabs(G.state_dict(), G.w_avg), tmp_path / "pwned.txt", c_dim=3))
+    yield path
+    assert not (tmp_path / "pwned.txt").exists(), "the pickle's embedded source was executed"
 
 
 def test_each_class_gets_its_direction_and_each_latent_its_own_loss():
