@@ -189,3 +189,29 @@ def test_without_pyav_mp4_says_how_to_install_and_gif_still_works(gens, tmp_path
     assert not (tmp_path / "v.mp4").exists()
     make_video(tmp_path / "v.gif", G, adapted, fps=4, seconds=1, size=32, progress=False)
     assert read_video(tmp_path / "v.gif")[0].shape[0] == 4
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_a_video_that_fails_leaves_no_file(gens, tmp_path, monkeypatch, suffix):
+    from nada_utils.video import encoders
+
+    G, adapted = gens
+    out = tmp_path / f"v{suffix}"
+
+    def frames_then_stop(*args, **kwargs):  # rendering stopped half-way (a KeyboardInterrupt, a crash)
+        grid, n, batches = video_frames(*args, **kwargs)
+        return grid, n, (b if i < 1 else (_ for _ in ()).throw(KeyboardInterrupt) for i, b in enumerate(batches))
+
+    monkeypatch.setattr("nada_utils.video.render.video_frames", frames_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        make_video(out, G, adapted, fps=8, seconds=2, size=32, batch=4, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    def full_disk(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(encoders.VideoWriter, "_finish", full_disk)  # the file's end cannot be written
+    with pytest.raises(OSError):
+        make_video(out, G, adapted, fps=8, seconds=1, size=32, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ PyAV is optional (`pip install av`, or `pip install "nada[video]"`); without it 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -86,14 +87,19 @@ class VideoWriter:
             self.frames += 1
 
     def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
+        # The temporary file is renamed only when every frame and the file's end were written; any
+        # error, here or while finishing (a full disk), removes it instead.
+        if exc_type is None:
+            try:
                 self._finish()
-            elif self.format == ".mp4":
+            except BaseException as error:
+                self._tmp_cm.__exit__(type(error), error, error.__traceback__)
+                raise
+            return self._tmp_cm.__exit__(None, None, None)
+        if self.format == ".mp4":
+            with contextlib.suppress(Exception):
                 self._container.close()
-        finally:
-            suppress = self._tmp_cm.__exit__(exc_type, exc, tb)  # renames on success, removes the temporary file on error
-        return suppress
+        return self._tmp_cm.__exit__(exc_type, exc, tb)
 
     def _finish(self) -> None:
         if self.format == ".mp4":
