@@ -46,6 +46,7 @@ from nada_utils.fileio import atomic_write_text
 from nada_utils.images import image_grid, load_image_folder, save_image
 from nada_utils.measure.evaluation import best_step, write_evaluation
 from nada_utils.models.generator_io import save_generator
+from nada_utils.models.rendering import class_input
 from nada_utils.models.stylegan2 import style_mix, z_from_seeds
 
 
@@ -91,7 +92,7 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
         with torch.no_grad():
             # Reference images of the source domain: G_frozen samples from fixed seeds.
             z = z_from_seeds(range(max(8, len(style))), G_frozen.z_dim).to(device)
-            frozen = G_frozen(z, one_hot(cycle_classes(classes, len(z)), G_frozen, device), noise_mode="const")
+            frozen = G_frozen(z, class_input(G_frozen, cycle_classes(classes, len(z)), device), noise_mode="const")
         directions = guide.image_directions(style, frozen)
         targets = guide.image_targets(style)
         log(f"image-guided direction from {len(style)} images in {style_images}")
@@ -138,11 +139,6 @@ def check_classes(generator: str, G, classes, class_names, *, uses_slot: bool) -
 def cycle_classes(classes: list[int] | None, n: int) -> torch.Tensor | None:
     """Labels `[n]` going through `classes` in turn (fixed grids and held-out sets), or None."""
     return None if classes is None else torch.tensor([classes[i % len(classes)] for i in range(n)])
-
-
-def one_hot(labels: torch.Tensor | None, G, device) -> torch.Tensor | None:
-    """G's class input for `labels` `[N]`: one-hot `[N, c_dim]` on `device`, or None for no labels."""
-    return None if labels is None else torch.nn.functional.one_hot(labels.to(device), G.c_dim).float()
 
 
 def layer_plan(G_train, cfg: TrainConfig):
@@ -193,7 +189,7 @@ class Latents:
 
     def ws(self, G, truncation: float, *, train: bool = False) -> torch.Tensor:
         """`[N, num_ws, w_dim]` through G's own mapping network (`train`: with G_train's cutoff)."""
-        c = one_hot(self.labels, G, self.z.device)
+        c = class_input(G, self.labels, self.z.device)
         ws = G.mapping(self.z, c, truncation_psi=truncation)
         if self.z_mix is not None:
             cutoff = self.cutoff_train if train and self.cutoff_train is not None else self.cutoff
@@ -232,7 +228,7 @@ def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, trunca
     """Grid for fixed seeds 0..n-1: top row G_frozen, bottom row G_train (same z, same noise); for a
     conditional generator, column i shows class `classes[i % len(classes)]`."""
     z = z_from_seeds(range(n), G_frozen.z_dim).to(device)
-    c = one_hot(cycle_classes(classes, n), G_frozen, device)
+    c = class_input(G_frozen, cycle_classes(classes, n), device)
     with torch.no_grad():
         rows = torch.cat([G_frozen(z, c, truncation_psi=truncation), G_train(z, c, truncation_psi=truncation)])
     return save_image(image_grid(rows.cpu(), nrow=n), run_dir / "samples" / f"step_{step:06d}.png")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nada_utils.models.rendering import held_out_z
+from nada_utils.models.rendering import class_input, held_out_z
 
 CHUNK = 8  # images rendered at once (32 images of 1024 px at a time would need gigabytes)
 MIN_DIVERSITY_RATIO = 0.5
@@ -87,8 +87,7 @@ class Evaluator:
 
     @staticmethod
     def _images(G, z, labels) -> torch.Tensor:
-        c = None if labels is None else F.one_hot(labels.to(z.device), G.c_dim).float()
-        return G(z, c, noise_mode="const").clamp(-1, 1)
+        return G(z, class_input(G, labels, z.device), noise_mode="const").clamp(-1, 1)
 
     def _embed(self, G, z, labels) -> list[torch.Tensor]:
         return [e.float() for e in self.guide.encode_images(self._images(G, z, labels))]

@@ -36,16 +36,25 @@ def render_seeds(G, seeds, *, truncation_psi: float = 1.0, noise_mode: str = "co
     """Images `[N, 3, H, W]` (on the CPU, about [-1, 1]) of G for `seeds`, `batch` at a time."""
     if not 0.0 <= truncation_psi <= 1.0:
         raise NadaError(f"truncation must be in [0, 1], got {truncation_psi}")
+    check_class(G, class_idx)
+    device = device or next(G.parameters()).device
+    z_all = z_from_seeds(list(seeds), G.z_dim)
+    out = []
+    for i in range(0, len(z_all), batch):
+        z = z_all[i:i + batch].to(device)
+        c = None if class_idx is None else class_input(G, torch.full((len(z),), class_idx), device)
+        out.append(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode).cpu())
+    return torch.cat(out)
+
+
+def check_class(G, class_idx: int | None) -> None:
+    """A `--class` that fits G: required (and in range) for a conditional generator, refused otherwise."""
     if G.c_dim and (class_idx is None or not 0 <= class_idx < G.c_dim):
         raise NadaError(f"this generator is class-conditional: pass --class between 0 and {G.c_dim - 1}")
     if not G.c_dim and class_idx is not None:
         raise NadaError(f"--class {class_idx} given, but this generator has no classes; drop --class")
-    device = device or next(G.parameters()).device
-    z_all = z_from_seeds(list(seeds), G.z_dim)
-    out, c = [], None
-    for i in range(0, len(z_all), batch):
-        z = z_all[i:i + batch].to(device)
-        if G.c_dim:
-            c = F.one_hot(torch.full((len(z),), class_idx, device=device), G.c_dim).float()
-        out.append(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode).cpu())
-    return torch.cat(out)
+
+
+def class_input(G, labels: torch.Tensor | None, device=None) -> torch.Tensor | None:
+    """G's class input for labels `[N]`: one-hot `[N, c_dim]` (on `device`), or None for no labels."""
+    return None if labels is None else F.one_hot(labels.to(device), G.c_dim).float()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nada_utils.errors import NadaError
 from nada_utils.models.blending import GeneratorBlend
+from nada_utils.models.rendering import check_class, class_input
 from nada_utils.models.stylegan2 import z_from_seeds
 from nada_utils.video import motion
 from nada_utils.video.encoders import VideoWriter, check_writable
@@ -63,13 +63,8 @@ def _device(G):
 
 
 def _class_labels(G, n: int, class_idx: int | None):
-    if not G.c_dim:
-        if class_idx is not None:
-            raise NadaError(f"--class {class_idx} given, but this generator has no classes; drop --class")
-        return None
-    if class_idx is None or not 0 <= class_idx < G.c_dim:
-        raise NadaError(f"this generator is class-conditional: pass --class between 0 and {G.c_dim - 1}")
-    return F.one_hot(torch.full((n,), class_idx), G.c_dim).float()
+    check_class(G, class_idx)
+    return None if class_idx is None else class_input(G, torch.full((n,), class_idx))
 
 
 def _check_latents(name: str, ws: torch.Tensor, generators: dict) -> None:
