@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nada_utils.fileio import atomic_open
@@ -15,16 +16,49 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return x.round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
-def image_grid(images: torch.Tensor, *, nrow: int | None = None, pad: int = 2) -> torch.Tensor:
-    """Tile `[N, 3, H, W]` images into one `[3, H', W']` image with `nrow` per row and white gaps."""
+def image_grid(images: torch.Tensor, *, nrow: int | None = None, pad: int = 2,
+               column_labels: list[str] | None = None) -> torch.Tensor:
+    """Tile `[N, 3, H, W]` images into one `[3, H', W']` image with `nrow` per row and white gaps;
+    `column_labels` (one per column) are written in a strip above the first row."""
     n, c, h, w = images.shape
     nrow = nrow or min(n, 8)
     rows = (n + nrow - 1) // nrow
-    grid = images.new_ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    top = label_height(w) if column_labels else 0
+    grid = images.new_ones(c, top + rows * (h + pad) + pad, nrow * (w + pad) + pad)
     for i in range(n):
         r, col = divmod(i, nrow)
-        grid[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = images[i]
+        y, x = top + pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, y:y + h, x:x + w] = images[i]
+    if column_labels:
+        from PIL import Image
+
+        strip = Image.new("RGB", (grid.shape[2], top), "white")
+        draw_labels(strip, [(text, pad + col * (w + pad) + w / 2, top / 2) for col, text in enumerate(column_labels)],
+                    width=w, height=top)
+        pixels = torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).to(grid)
+        grid[:, :top] = pixels / 127.5 - 1
     return grid
+
+
+def label_height(size: int) -> int:
+    """Height of a name strip over `size` px cells: readable at 64 px, not dominant at 1024."""
+    return 2 * max(6, min(16, size // 10))
+
+
+def draw_labels(canvas, labels: list[tuple[str, float, float]], *, width: int, height: int) -> None:
+    """Write each (text, centre x, centre y) on PIL image `canvas` in black, shortened with an
+    ellipsis to fit `width` px, in a font that fits a strip `height` px tall."""
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=height - 4)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        font = ImageFont.load_default()
+    for text, x, y in labels:
+        while text and draw.textlength(text, font=font) > width:
+            text = text[:-2] + "…" if len(text) > 2 else ""
+        draw.text((x, y), text, fill="black", font=font, anchor="mm")
 
 
 def save_image(image: torch.Tensor, path) -> Path:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,6 +127,16 @@ def test_evaluation_has_a_row_per_class(cond, tmp_path, capsys):
     assert abs(last["clip_gain"] - (last["per_class"]["0"]["clip_gain"] + last["per_class"]["2"]["clip_gain"]) / 2) < 1e-6
     assert main(["evaluate", "--run", str(out)]) == 0
     assert "per class at step" in capsys.readouterr().out
+    # The sample grid names each column's class above it (names given with --class-names).
+    from PIL import Image
+
+    from nada_utils.images import label_height
+
+    grid = Image.open(out / "samples" / "step_000008.png").convert("L")
+    size = load_generator(str(cond)).img_resolution
+    assert grid.height == label_height(size) + 2 * (size + 2) + 2
+    strip = torch.from_numpy(np.asarray(grid.crop((0, 0, grid.width, label_height(size)))).copy())
+    assert (strip < 128).sum() > 20  # black letters on the white strip
 
 
 def test_a_study_of_a_conditional_generator_has_a_table_per_class(cond, tmp_path):

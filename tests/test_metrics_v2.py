@@ -99,3 +99,34 @@ def test_a_file_that_is_no_judge_is_one_error_line(tmp_path):
                          ("missing.pt", "no judge file")):
         with pytest.raises(NadaError, match=needle):
             load_judge(str(tmp_path / name))
+
+
+class _Oracle(torch.nn.Module):
+    """A 'conditional generator' that draws the true render of scene_from_z(z, shape = its class)."""
+
+    def __init__(self, domain, c_dim=len(SHAPES)):
+        super().__init__()
+        self.domain, self.z_dim, self.c_dim = domain, 128, c_dim
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, z, c=None, **_):
+        from nada_utils.mini_world.world_v2 import scene_from_z
+
+        return render(scene_from_z(z, c.argmax(1)), self.domain)
+
+
+def test_a_conditional_generators_class_is_the_shape_and_every_shape_gets_its_row(judge_model):
+    from nada_utils.errors import NadaError
+    from nada_utils.measure.ground_truth import evaluate_ground_truth
+
+    photo, sketch = _Oracle("photo"), _Oracle("sketch")
+    m = evaluate_ground_truth("mini-world-2:sketch", photo, sketch, classes=[0, 2])
+    # Scenes take their shape from the label, not from z: a judge that sees the label's shape agrees.
+    assert m["judged_target"] >= 0.95 and m["shape_kept"] >= 0.95 and m["shape_kept_frozen"] >= 0.95
+    assert set(m["per_class"]) == {"circle", "triangle"}
+    assert m["per_class"]["circle"]["n"] == m["per_class"]["triangle"]["n"] == 64
+    assert all(row["edge_f1"] == 1.0 for row in m["per_class"].values())
+    with pytest.raises(NadaError, match="classes are its shapes"):
+        evaluate_ground_truth("mini-world-2:sketch", _Oracle("photo", 10), _Oracle("sketch", 10))
+    with pytest.raises(NadaError, match="use mini-world-2"):
+        evaluate_ground_truth("mini-world:sketch", photo, sketch)

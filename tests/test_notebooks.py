@@ -120,6 +120,35 @@ def test_widgets_k_only_for_strategies_that_take_it():
     assert TrainControls(make_config("tiny"), layers=False).config().layers == "all"
 
 
+def test_widgets_offer_the_classes_of_a_conditional_generator_with_names():
+    assert not TrainControls(make_config("tiny")).classes  # no classes, no class widgets
+    controls = TrainControls(make_config("cifar10-sketch"))  # only the registry is read: nothing is downloaded
+    assert [label for label, _ in controls.class_picker.options][:3] == ["airplane", "automobile", "bird"]
+    assert controls.config().classes is None  # every class picked: the default, uniform over all
+    controls.class_picker.value = (2, 5)
+    assert controls.config().classes == (2, 5)
+    controls.class_picker.value = ()
+    with pytest.raises(NadaError, match="pick at least one"):
+        controls.config()
+
+
+def test_a_notebook_picks_a_class_by_number_or_name(capsys):
+    from conftest import make_tiny_generator
+
+    from nada_utils.notebook.viewers import pick_class
+
+    G = make_tiny_generator(c_dim=3, seed=0)
+    assert pick_class(G, "") == 0 and pick_class(G, "2") == 2
+    with pytest.raises(NadaError, match="a number from 0 to 2"):
+        pick_class(G, "bird")  # this one has no names
+    G.source = "cifar10"  # as loaded from the registry, whose entry names the classes
+    G.c_dim = 10
+    assert pick_class(G, "bird") == 2 and "(bird)" in capsys.readouterr().out
+    with pytest.raises(NadaError, match="no classes"):
+        pick_class(make_tiny_generator(seed=0), "2")
+    assert pick_class(make_tiny_generator(seed=0), "") is None
+
+
 def test_widget_values_are_checked_by_the_config():
     controls = TrainControls(make_config("tiny"))
     controls.target.value = "  "

@@ -46,7 +46,7 @@ from nada_utils.fileio import atomic_write_text
 from nada_utils.images import image_grid, load_image_folder, save_image
 from nada_utils.measure.evaluation import best_step, write_evaluation
 from nada_utils.models.generator_io import save_generator
-from nada_utils.models.rendering import class_input
+from nada_utils.models.rendering import class_input, cycle_classes
 from nada_utils.models.stylegan2 import style_mix, z_from_seeds
 
 
@@ -62,6 +62,7 @@ class Setup:
     identity: torch.nn.Module | None
     selection_targets: list[torch.Tensor] | None = None  # auto / gradnorm's target (default: global_targets)
     classes: list[int] | None = None  # a conditional generator's classes that steps draw from; None: unconditional
+    class_names: list[str] | None = None  # every class's name, where known (labels of the sample grids)
 
 
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
@@ -78,8 +79,9 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
     from nada_utils.models.identity import load_identity_loss
 
     G_frozen = load_generator(generator, device=device)
-    classes, names = check_classes(generator, G_frozen, classes, class_names,
-                                   uses_slot=CLASS_SLOT in f"{source_text} {target_text}" and not style_images)
+    uses_slot = CLASS_SLOT in f"{source_text} {target_text}" and not style_images
+    classes, known_names = check_classes(generator, G_frozen, classes, class_names, uses_slot=uses_slot)
+    names = known_names if uses_slot else None  # per-class texts only where a prompt asks for them
     G_train = copy.deepcopy(G_frozen)
     if clip_precision == "fp16" and device.type != "cuda":
         raise NadaError(f"--clip-precision fp16 needs a CUDA GPU, and this run is on {device}; use fp32, or auto "
@@ -108,11 +110,11 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
     if id_weight > 0:
         identity, message = load_identity_loss(device=device)
         log(message)
-    return Setup(G_frozen, G_train, guide, directions, targets, identity, selection, classes)
+    return Setup(G_frozen, G_train, guide, directions, targets, identity, selection, classes, known_names)
 
 
 def check_classes(generator: str, G, classes, class_names, *, uses_slot: bool) -> tuple[list[int] | None, list[str] | None]:
-    """(the classes steps draw from, the names `{class}` prompts need) for G, or a NadaError saying what is missing."""
+    """(the classes steps draw from, their names where known) for G, or a NadaError saying what is missing."""
     if not G.c_dim:
         if classes:
             raise NadaError(f"--classes given, but {generator} has no classes; drop --classes")
@@ -133,12 +135,7 @@ def check_classes(generator: str, G, classes, class_names, *, uses_slot: bool) -
     if uses_slot and names is None:
         raise NadaError(f"{CLASS_SLOT} in a prompt needs the class names, and {generator} has none in the registry; "
                         f"pass --class-names with {G.c_dim} names")
-    return classes, names if uses_slot else None
-
-
-def cycle_classes(classes: list[int] | None, n: int) -> torch.Tensor | None:
-    """Labels `[n]` going through `classes` in turn (fixed grids and held-out sets), or None."""
-    return None if classes is None else torch.tensor([classes[i % len(classes)] for i in range(n)])
+    return classes, names
 
 
 def layer_plan(G_train, cfg: TrainConfig):
@@ -169,9 +166,6 @@ def setup_from_config(cfg: TrainConfig, device: torch.device, *, log: Callable[[
                        device=device, log=log, clip_precision=cfg.clip_precision, clip_resize=cfg.clip_resize,
                        selection_text=cfg.selection_text, direction_floor=cfg.direction_floor,
                        classes=cfg.classes, class_names=cfg.class_names)
-    if cfg.ground_truth and setup.classes is not None:
-        raise NadaError(f"ground truth {cfg.ground_truth} scores the mini world's unconditional generator, not the "
-                        f"class-conditional {cfg.generator}; train it without a mini-world preset")
     return setup
 
 
@@ -224,14 +218,16 @@ def sample_latents(sampler: torch.Generator, n: int, *, z_dim: int, num_ws: int,
 
 
 def write_samples(run_dir: Path, step: int, G_frozen, G_train, *, n: int, truncation: float, device,
-                  classes: list[int] | None = None) -> Path:
+                  classes: list[int] | None = None, class_names: list[str] | None = None) -> Path:
     """Grid for fixed seeds 0..n-1: top row G_frozen, bottom row G_train (same z, same noise); for a
-    conditional generator, column i shows class `classes[i % len(classes)]`."""
+    conditional generator, column i shows class `classes[i % len(classes)]`, named above it."""
     z = z_from_seeds(range(n), G_frozen.z_dim).to(device)
-    c = class_input(G_frozen, cycle_classes(classes, n), device)
+    labels = cycle_classes(classes, n)
+    c = class_input(G_frozen, labels, device)
     with torch.no_grad():
         rows = torch.cat([G_frozen(z, c, truncation_psi=truncation), G_train(z, c, truncation_psi=truncation)])
-    return save_image(image_grid(rows.cpu(), nrow=n), run_dir / "samples" / f"step_{step:06d}.png")
+    names = None if labels is None else [class_names[k] if class_names else f"class {k}" for k in labels.tolist()]
+    return save_image(image_grid(rows.cpu(), nrow=n, column_labels=names), run_dir / "samples" / f"step_{step:06d}.png")
 
 
 def train(cfg: TrainConfig | None, run_dir, *, resume: bool = False, overrides: dict | None = None, progress: bool = True,
@@ -379,7 +375,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
 
     def samples(step: int) -> None:
         saved(write_samples(run_dir, step, G_frozen, G_train, n=cfg.n_samples, truncation=cfg.sample_truncation,
-                            device=device, classes=setup.classes))
+                            device=device, classes=setup.classes, class_names=setup.class_names))
 
     def global_loss(images):
         return guide.global_(images, setup.selection_targets or setup.global_targets)
@@ -438,7 +434,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
     if cfg.ground_truth:
         from nada_utils.measure.ground_truth import evaluate_ground_truth
 
-        metrics = evaluate_ground_truth(cfg.ground_truth, G_frozen, G_train)
+        metrics = evaluate_ground_truth(cfg.ground_truth, G_frozen, G_train, setup.classes)
         saved(atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n"))
         log("ground truth: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
     out = save_generator(G_train, run_dir / "generator.pt")

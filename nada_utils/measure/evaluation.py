@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nada_utils.models.rendering import class_input, held_out_z
+from nada_utils.models.rendering import class_input, cycle_classes, held_out_z
 
 CHUNK = 8  # images rendered at once (32 images of 1024 px at a time would need gigabytes)
 MIN_DIVERSITY_RATIO = 0.5
@@ -80,7 +80,7 @@ class Evaluator:
         self.z = held_out_z(n, G_frozen.z_dim)
         # A conditional generator's held-out latents go through its classes in turn; per-class
         # directions and targets (`[C, D]`) become each latent's own.
-        self.labels = None if classes is None else torch.tensor([classes[i % len(classes)] for i in range(n)])
+        self.classes, self.labels = classes, cycle_classes(classes, n)
         self.directions = [d[self.labels] if d.dim() == 2 else d for d in directions]
         self.targets = [t[self.labels] if t.dim() == 2 else t for t in targets]
         self._frozen_emb = None  # G_frozen's embeddings never change: computed once
@@ -128,8 +128,10 @@ class Evaluator:
         if self.ground_truth:
             from nada_utils.measure.ground_truth import evaluate_ground_truth
 
-            truth = evaluate_ground_truth(self.ground_truth, self.G_frozen, G_train)
+            truth = evaluate_ground_truth(self.ground_truth, self.G_frozen, G_train, self.classes)
             row.update({k: v for k, v in truth.items() if isinstance(v, float)})
+            if "per_class" in truth:
+                row["ground_truth_per_class"] = truth["per_class"]
         return row
 
 

@@ -10,22 +10,25 @@ from __future__ import annotations
 from nada_utils.errors import NadaError
 
 
-def _mini_world(domain: str, G_frozen, G_train) -> dict:
+def _mini_world(domain: str, G_frozen, G_train, classes) -> dict:
     from nada_utils.mini_world.metrics import evaluate
     from nada_utils.mini_world.renderer import DOMAINS
 
     if domain not in DOMAINS:
         raise NadaError(f"mini-world has no domain {domain!r}; use one of {', '.join(DOMAINS)}")
+    if G_frozen.c_dim:
+        raise NadaError("mini-world scores the first world's unconditional generator, not a class-conditional "
+                        "one; use mini-world-2, whose classes are its shapes")
     return evaluate(G_frozen, G_train, domain)
 
 
-def _mini_world_2(domain: str, G_frozen, G_train) -> dict:
+def _mini_world_2(domain: str, G_frozen, G_train, classes) -> dict:
     from nada_utils.mini_world.metrics_v2 import evaluate
     from nada_utils.mini_world.world_v2 import DOMAINS
 
     if domain not in DOMAINS:
         raise NadaError(f"mini-world-2 has no domain {domain!r}; use one of {', '.join(DOMAINS)}")
-    return evaluate(G_frozen, G_train, domain)
+    return evaluate(G_frozen, G_train, domain, classes=classes)
 
 
 # mini-world: the first world (runs made with it still score as they did); mini-world-2: issue 18's.
@@ -41,8 +44,9 @@ def check_ground_truth(name: str | None) -> None:
         raise NadaError(f"unknown ground truth {name!r}; use WORLD:DOMAIN with WORLD one of {', '.join(EVALUATORS)}")
 
 
-def evaluate_ground_truth(name: str, G_frozen, G_train) -> dict:
-    """Metrics of G_train against the true target images of ground truth `name` ("mini-world-2:sketch")."""
+def evaluate_ground_truth(name: str, G_frozen, G_train, classes: list[int] | None = None) -> dict:
+    """Metrics of G_train against the true target images of ground truth `name` ("mini-world-2:sketch");
+    for a class-conditional generator, over `classes` (default all) with a `per_class` breakdown."""
     check_ground_truth(name)
     world, _, domain = name.partition(":")
-    return EVALUATORS[world](domain, G_frozen, G_train)
+    return EVALUATORS[world](domain, G_frozen, G_train, classes)

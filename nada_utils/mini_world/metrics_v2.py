@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from nada_utils.mini_world.judge import judge as judge_images
 from nada_utils.mini_world.world_v2 import SHAPES, render, scene_from_z, shape_index, shape_mask
-from nada_utils.models.rendering import held_out_z  # held-out latents, never drawn by training
+from nada_utils.models.rendering import class_input, cycle_classes, held_out_z  # held-out latents: never trained on
 
 EDGE_THRESHOLD = 0.1  # a step of 0.1 in brightness (images in [0, 1]) is an edge
 
@@ -97,12 +97,31 @@ def score(frozen: torch.Tensor, adapted: torch.Tensor, scenes: torch.Tensor, dom
 
 
 @torch.no_grad()
-def evaluate(G_frozen, G_train, domain: str, *, n: int = 128, judge_model=None) -> dict:
-    """All metrics for `domain` over `n` held-out z; frozen baselines included."""
+def evaluate(G_frozen, G_train, domain: str, *, n: int = 128, judge_model=None,
+             classes: list[int] | None = None) -> dict:
+    """All metrics for `domain` over `n` held-out z; frozen baselines included.
+
+    A class-conditional mini generator's class is the scene's shape (`world_v2.scene_from_z`): its
+    held-out latents go through `classes` (default: every shape) in turn, and `per_class` holds every
+    metric for each shape, named."""
+    from nada_utils.errors import NadaError
     from nada_utils.mini_world.judge import load_judge
 
     device = next(G_train.parameters()).device
     z = held_out_z(n, G_frozen.z_dim).to(device)
-    frozen, adapted = G_frozen(z).clamp(-1, 1), G_train(z).clamp(-1, 1)
+    labels = None
+    if G_frozen.c_dim:
+        if G_frozen.c_dim != len(SHAPES):
+            raise NadaError(f"mini-world-2 scores generators whose {len(SHAPES)} classes are its shapes "
+                            f"({', '.join(SHAPES)}), not {G_frozen.c_dim} classes; drop the ground truth")
+        labels = cycle_classes(list(range(len(SHAPES))) if classes is None else classes, n).to(device)
+    c = class_input(G_frozen, labels, device)
+    frozen, adapted = G_frozen(z, c).clamp(-1, 1), G_train(z, c).clamp(-1, 1)
+    scenes = scene_from_z(z, labels).to(device)
     judge_model = judge_model or load_judge(device=device)
-    return {"n_held_out": n, **score(frozen, adapted, scene_from_z(z).to(device), domain, judge_model)}
+    out = {"n_held_out": n, **score(frozen, adapted, scenes, domain, judge_model)}
+    if labels is not None:
+        out["per_class"] = {SHAPES[k]: {"n": int((labels == k).sum()), **score(
+            frozen[labels == k], adapted[labels == k], scenes[labels == k], domain, judge_model)}
+            for k in labels.unique().tolist()}
+    return out

@@ -56,15 +56,20 @@ def domain_prompt(domain: str) -> str:
     return CAPTIONS[domain][0]
 
 
-def scene_from_z(z: torch.Tensor) -> torch.Tensor:
+def scene_from_z(z: torch.Tensor, shapes: torch.Tensor | None = None) -> torch.Tensor:
     """The fixed map from latents `[N, z_dim]` (z_dim >= SCENE_DIM) to scenes `[N, SCENE_DIM]` in (0, 1).
 
     The normal CDF of the first SCENE_DIM coordinates of z scaled to norm sqrt(z_dim): StyleGAN's
     mapping starts by normalising z this way, so the scene is a function of what the generator sees.
+    With `shapes` (`[N]` indices into SHAPES: a class-conditional generator's labels) the label sets
+    the shape and z the rest: a step of one coordinate of z is hard for a small generator to learn.
     """
     z = z.float()
     zn = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)
-    return 0.5 * (1 + torch.erf(zn[:, :SCENE_DIM] / math.sqrt(2)))
+    scenes = 0.5 * (1 + torch.erf(zn[:, :SCENE_DIM] / math.sqrt(2)))
+    if shapes is not None:
+        scenes[:, _I["shape"]] = (shapes.to(scenes.device).float() + 0.5) / len(SHAPES)
+    return scenes
 
 
 def shape_index(scenes: torch.Tensor) -> torch.Tensor:

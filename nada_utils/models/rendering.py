@@ -55,6 +55,11 @@ def check_class(G, class_idx: int | None) -> None:
         raise NadaError(f"--class {class_idx} given, but this generator has no classes; drop --class")
 
 
+def cycle_classes(classes: list[int] | None, n: int) -> torch.Tensor | None:
+    """Labels `[n]` going through `classes` in turn (fixed grids and held-out sets), or None."""
+    return None if classes is None else torch.tensor([classes[i % len(classes)] for i in range(n)])
+
+
 def class_input(G, labels: torch.Tensor | None, device=None) -> torch.Tensor | None:
     """G's class input for labels `[N]`: one-hot `[N, c_dim]` (on `device`), or None for no labels."""
     return None if labels is None else F.one_hot(labels.to(device), G.c_dim).float()

@@ -15,18 +15,20 @@ from nada_utils.notebook.live import RunResult, export_generator, quick_run, sho
 from nada_utils.notebook.session import Session, fast_mode, setup
 from nada_utils.notebook.videos import show_photo_morph, show_video, show_walk
 from nada_utils.notebook.viewers import (
+                      class_names,
                       compare_grid,
                       find_run,
                       interpolation_view,
                       load_adapted,
+                      pick_class,
                       save_interpolation,
                       show_compare,
                       show_study,
                       truncation_view,
 )
 
-__all__ = ["RunResult", "Session", "TrainControls", "choose_image", "class_names_of", "compare_grid", "edit_with_text", "export_generator",
+__all__ = ["RunResult", "Session", "TrainControls", "choose_image", "class_names", "class_names_of", "compare_grid", "edit_with_text", "export_generator",
            "fast_mode", "find_run", "interpolation_view", "invert", "layer_spec", "load_adapted", "make_config",
-           "mini_world_photo", "parse_seeds", "quick_run", "run_study", "save_interpolation", "setup", "show_compare",
+           "mini_world_photo", "parse_seeds", "pick_class", "quick_run", "run_study", "save_interpolation", "setup", "show_compare",
            "show_evaluation", "show_inversion", "show_losses", "show_photo_morph", "show_study", "show_video", "show_walk", "study_strategies", "study_table", "train_live",
            "truncation_view", "write_study"]

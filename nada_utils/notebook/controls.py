@@ -1,7 +1,7 @@
 """Widgets for the knobs of a run. They fill the same `TrainConfig` that the CLI builds.
 
 `TrainControls(cfg)` shows the prompts, the layer strategy and its K, the steps and the learning
-rate, starting from `cfg`; `controls.config()` returns `cfg` with the widget values applied, checked
+rate (and, for a class-conditional generator with named classes, the classes to train on), starting from `cfg`; `controls.config()` returns `cfg` with the widget values applied, checked
 by `TrainConfig` itself. Everything else in `cfg` (generator, CLIP models, batch...) is kept.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nada_utils.adapt.config import TrainConfig
 from nada_utils.adapt.freezing import DYNAMIC_KINDS, PHASES
+from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.errors import NadaError
 
 # Strategies offered in the dropdown: (label, spec prefix). Specs ending in ":" take K.
@@ -67,7 +68,34 @@ class TrainControls:
             widget.observe(self._on_layers, names="value")
         self._on_layers()
         shown = [self.strategy, self.k, self.spec] if layers else []
-        self.widget = w.VBox([self.source, self.target, *shown, self.steps, self.lr])
+        self.classes = self._class_widgets(cfg, style, layout)
+        self.widget = w.VBox([self.source, self.target, *self.classes, *shown, self.steps, self.lr])
+
+    def _class_widgets(self, cfg: TrainConfig, style, layout) -> list:
+        """A class picker and a `{class}` hint, where the generator's classes have names (CIFAR-10)."""
+        import ipywidgets as w
+
+        from nada_utils.experiments.study import class_names_of
+
+        self.class_names = class_names_of(cfg)
+        if not self.class_names:
+            return []
+        chosen = cfg.classes or list(range(len(self.class_names)))
+        self.class_picker = w.SelectMultiple(options=[(name, i) for i, name in enumerate(self.class_names)],
+                                             value=tuple(chosen), rows=min(10, len(self.class_names)),
+                                             description="classes", style=style, layout=layout)
+        hint = w.HTML(f"<small>{CLASS_SLOT} in a text becomes each class's name ({', '.join(self.class_names[:3])}, "
+                      f"...): one direction per class. Ctrl/Cmd-click picks several classes.</small>")
+        return [self.class_picker, hint]
+
+    def chosen_classes(self) -> list[int] | None:
+        """The picked classes; None (every class) when all are picked or the generator has no named classes."""
+        if not self.classes:
+            return self.base.classes
+        picked = sorted(self.class_picker.value)
+        if not picked:
+            raise NadaError("no class picked; pick at least one in the classes list")
+        return None if len(picked) == len(self.class_names) else picked
 
     def _on_layers(self, change=None) -> None:
         takes_k = self.strategy.value.endswith(":")
@@ -81,7 +109,8 @@ class TrainControls:
         """The base config with the widget values; invalid values raise NadaError naming the fix."""
         return TrainConfig.from_dict({**self.base.to_dict(), "source_text": self.source.value,
                                       "target_text": self.target.value, "layers": self.layers(),
-                                      "steps": int(self.steps.value), "lr": float(self.lr.value)})
+                                      "steps": int(self.steps.value), "lr": float(self.lr.value),
+                                      "classes": self.chosen_classes()})
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -35,12 +35,12 @@ def show_video(path) -> None:
 
 
 def show_walk(G_frozen, G_adapted: dict, seeds, *, save_to, kind: str = "walk", seconds: float = 4.0,
-              fps: int = 24, size: int | None = None, truncation: float = 0.7) -> Path:
+              fps: int = 24, size: int | None = None, truncation: float = 0.7, class_idx: int | None = None) -> Path:
     """A walk (or `kind="morph"`) through `seeds`, frozen and adapted generators side by side, saved as
     `save_to`/KIND.mp4 (or .gif) and played inline."""
     out = Path(save_to) / f"{kind}{video_suffix()}"
     video = make_video(out, G_frozen, G_adapted, kind=kind, seeds=seeds, seconds=seconds, fps=fps, size=size,
-                       truncation=truncation)
+                       truncation=truncation, class_idx=class_idx)
     print(f"saved {video.path} ({video.frames} frames, {video.width}x{video.height} px, rendered in "
           f"{video.seconds_taken:.0f} s)")
     show_video(video.path)

@@ -49,19 +49,53 @@ def load_adapted(sources, session: Session, *, frozen: str | None = None):
     return load_generator(frozen, device=session.device), adapted
 
 
-def compare_grid(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7) -> torch.Tensor:
+def class_names(G) -> list[str] | None:
+    """The names of a conditional generator's classes, from the registry entry it was loaded as."""
+    from nada_utils.weights.registry import REGISTRY
+
+    spec = REGISTRY.get(str(getattr(G, "source", "")))
+    return list(spec.class_names) if G.c_dim and spec is not None and spec.class_names else None
+
+
+def pick_class(G_frozen, label="") -> int | None:
+    """The class a conditional generator shows: `label` as a number or a name ("bird"); the first class
+    when `label` is empty. None for an unconditional generator, which takes no label."""
+    label = str(label).strip()
+    if not G_frozen.c_dim:
+        if label:
+            raise NadaError(f"class {label!r} given, but this generator has no classes; leave the class empty")
+        return None
+    names = class_names(G_frozen) or []
+    if not label:
+        idx = 0
+    elif label.isdigit() and int(label) < G_frozen.c_dim:
+        idx = int(label)
+    elif label in names:
+        idx = names.index(label)
+    else:
+        known = f"{', '.join(names)} or " if names else ""
+        raise NadaError(f"no class {label!r} in this generator; use {known}a number from 0 to {G_frozen.c_dim - 1}")
+    named = f" ({names[idx]})" if names else ""
+    print(f"class-conditional generator: showing class {idx}{named} of {G_frozen.c_dim}"
+          + ("; set `class_label` to see another" if not label else ""))
+    return idx
+
+
+def compare_grid(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, class_idx: int | None = None) -> torch.Tensor:
     """One grid: G_frozen on the first row, then one row per adapted generator; same seeds in each column."""
-    rows = [render_seeds(G, seeds, truncation_psi=truncation) for G in [G_frozen, *adapted.values()]]
+    rows = [render_seeds(G, seeds, truncation_psi=truncation, class_idx=class_idx) for G in [G_frozen, *adapted.values()]]
     return image_grid(torch.cat(rows), nrow=len(seeds))
 
 
-def show_compare(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, save_to=None) -> None:
+def show_compare(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, class_idx: int | None = None,
+                 save_to=None) -> None:
     """Display `compare_grid` with its row names; with `save_to`, also write it as a PNG there."""
     from IPython.display import HTML, Image, display
 
-    grid = compare_grid(G_frozen, adapted, seeds, truncation=truncation)
+    grid = compare_grid(G_frozen, adapted, seeds, truncation=truncation, class_idx=class_idx)
     display(HTML("rows: <b>G_frozen</b>, " + ", ".join(f"<b>{name}</b>" for name in adapted)
-                 + f"; seeds {list(seeds)}, truncation {truncation}"))
+                 + f"; seeds {list(seeds)}, truncation {truncation}"
+                 + ("" if class_idx is None else f", class {class_idx}")))
     display(Image(data=png_bytes(grid)))
     if save_to is not None:
         print(f"saved {save_image(grid, save_to)}")
@@ -93,32 +127,34 @@ class _SliderView:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def truncation_view(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7) -> _SliderView:
+def truncation_view(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7,
+                    class_idx: int | None = None) -> _SliderView:
     """A truncation-psi slider over the side-by-side grid (psi 0: the mean face; 1: full variety)."""
     import ipywidgets as w
 
     slider = w.FloatSlider(value=truncation, min=0.0, max=1.0, step=0.05, description="truncation",
                            continuous_update=False)
-    return _SliderView(slider, lambda psi: compare_grid(G_frozen, adapted, seeds, truncation=psi),
+    return _SliderView(slider, lambda psi: compare_grid(G_frozen, adapted, seeds, truncation=psi, class_idx=class_idx),
                        "rows: G_frozen, " + ", ".join(adapted))
 
 
-def interpolation_view(G_frozen, G_train, seeds, *, truncation: float = 0.7, alpha: float = 0.5) -> _SliderView:
+def interpolation_view(G_frozen, G_train, seeds, *, truncation: float = 0.7, alpha: float = 0.5,
+                       class_idx: int | None = None) -> _SliderView:
     """An alpha slider over images of `alpha * G_train + (1 - alpha) * G_frozen` (weights blended)."""
     import ipywidgets as w
 
     blend = GeneratorBlend(G_frozen, G_train)
     slider = w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="alpha", continuous_update=False)
-    return _SliderView(slider, lambda a: image_grid(render_seeds(blend.at(a), seeds, truncation_psi=truncation),
-                                                    nrow=len(seeds)),
+    return _SliderView(slider, lambda a: image_grid(render_seeds(blend.at(a), seeds, truncation_psi=truncation,
+                                                                 class_idx=class_idx), nrow=len(seeds)),
                        "domain interpolation: alpha 0 is G_frozen, alpha 1 is G_train (weights blended)")
 
 
 def save_interpolation(G_frozen, G_train, seeds, path, *, alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                       truncation: float = 0.7) -> None:
+                       truncation: float = 0.7, class_idx: int | None = None) -> None:
     """A grid with one row per alpha (G_frozen at the top, G_train at the bottom), written as a PNG."""
     blend = GeneratorBlend(G_frozen, G_train)
-    rows = [render_seeds(blend.at(a), seeds, truncation_psi=truncation) for a in alphas]
+    rows = [render_seeds(blend.at(a), seeds, truncation_psi=truncation, class_idx=class_idx) for a in alphas]
     path = save_image(image_grid(torch.cat(rows), nrow=len(seeds)), path)
     print(f"saved {path} (rows: alpha {', '.join(f'{a:g}' for a in alphas)})")
 

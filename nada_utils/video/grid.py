@@ -12,14 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nada_utils.images import to_uint8
+from nada_utils.images import draw_labels, label_height, to_uint8
 
 PAD = 2  # white gap between cells, as in image_grid
-
-
-def label_height(size: int) -> int:
-    """Height of the name strip above a cell: readable at 64 px cells, not dominant at 1024."""
-    return 2 * max(6, min(16, size // 10))
 
 
 class Grid:
@@ -46,22 +41,15 @@ class Grid:
         return self._tops[r], PAD + c * (self.size + PAD)
 
     def _draw_labels(self, labels: list[str]) -> np.ndarray:
-        from PIL import Image, ImageDraw, ImageFont
+        from PIL import Image
 
         canvas = Image.new("RGB", (self.width, self.height), "white")
-        draw = ImageDraw.Draw(canvas)
-        try:
-            font = ImageFont.load_default(size=self.lh - 4)
-        except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-            font = ImageFont.load_default()
+        placed = []
         for i, text in enumerate(labels):
-            r = i // self.ncol
-            if r not in self._labelled_rows:
-                continue
-            y, x = self.cell_origin(i)
-            while text and draw.textlength(text, font=font) > self.size:
-                text = text[:-2] + "…" if len(text) > 2 else ""
-            draw.text((x + self.size / 2, y - self.lh / 2), text, fill="black", font=font, anchor="mm")
+            if i // self.ncol in self._labelled_rows:
+                y, x = self.cell_origin(i)
+                placed.append((text, x + self.size / 2, y - self.lh / 2))
+        draw_labels(canvas, placed, width=self.size, height=self.lh)
         return np.asarray(canvas).copy()
 
     def compose(self, cells: list[torch.Tensor]) -> np.ndarray:
