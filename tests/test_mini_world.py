@@ -71,10 +71,11 @@ def test_metric_definitions():
     assert structure(target, target) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_mini_presets_exist_and_score_a_run(tmp_path):
-    assert {"mini-sketch", "mini-cartoon", "mini-night"} <= set(PRESETS)
+def test_mini_presets_exist_and_score_a_run_by_the_judge(tmp_path):
+    assert {"mini-sketch", "mini-cartoon", "mini-night", "mini-sketch-cond"} <= set(PRESETS)
     run = tmp_path / "run"
-    train(make_config("mini-sketch", steps=3, sample_every=0, checkpoint_every=0), run, progress=False, log=lambda m: None)
+    train(make_config("mini-sketch-cond", steps=3, sample_every=0, checkpoint_every=0), run, progress=False,
+          log=lambda m: None)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert {"gap_closed", "structure", "target_share"} <= set(metrics)
-    assert metrics["domain"] == "sketch"
+    assert {"judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed"} <= set(metrics)
+    assert metrics["domain"] == "sketch" and set(metrics["per_class"]) == {"circle", "square", "triangle"}

@@ -40,3 +40,22 @@ def test_a_stopped_training_continues_to_the_same_weights(tmp_path, script):
                              str(tmp_path / "split.pt"), "--state", str(tmp_path / "split.state"), "--device", "cpu"],
                             capture_output=True, text=True, timeout=600)
     assert failed.returncode != 0 and "was started with" in failed.stderr
+
+
+def test_the_conditional_generator_starts_from_an_unconditional_one_that_stopped_at_a_step(tmp_path):
+    """The shipped generator's two stages: an unconditional run stopped at a step (--stop-at; its file is
+    that step's weights), then the conditional one (class = shape) from it, drawing what it drew at first."""
+    from nada_utils import load_generator
+    from nada_utils.models.rendering import class_input
+
+    args = ["--steps", "6", "--batch", "2", "--channels", "16,16,16,8,8"]
+    out = run("train_generator_v2.py", [*args, "--stop-at", "3"], tmp_path / "u.pt", tmp_path / "u.state")
+    assert "stopped at step 3" in out and "step 3 " in out
+    assert "already at step 3" in run("train_generator_v2.py", [*args, "--stop-at", "3"], tmp_path / "u.pt", tmp_path / "u.state")
+    run("train_generator_v2.py", [args[0], "1", *args[2:], "--lr", "0", "--conditional", "--init", str(tmp_path / "u.pt")],
+        tmp_path / "c.pt", tmp_path / "c.state")  # one step at lr 0: the starting point itself
+    U, C = load_generator(tmp_path / "u.pt"), load_generator(tmp_path / "c.pt")
+    assert (U.c_dim, C.c_dim) == (0, 3)
+    z = torch.randn(3, U.z_dim, generator=torch.Generator().manual_seed(0))
+    for label in range(3):  # the label's weights start at zero: every class draws what U drew
+        assert torch.allclose(C(z, class_input(C, torch.full((3,), label))), U(z), atol=1e-5)

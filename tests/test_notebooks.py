@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+import torch
 
 from nada_utils.adapt.config import TrainConfig, make_config
 from nada_utils.cli import main
@@ -85,7 +86,7 @@ def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
     if "preset" in values:  # train and block_importance: the real thing, or the mini world in fast mode
         assert values["preset"] == ("mini-sketch" if fast == "1" else "ffhq-sketch")
         cfg = make_config(values["preset"])
-        assert cfg.clip_models == (("mini-clip",) if fast == "1" else ("ViT-B/32", "ViT-B/16"))
+        assert cfg.clip_models == (("mini-clip-2",) if fast == "1" else ("ViT-B/32", "ViT-B/16"))
     if path.stem == "train" and fast == "0":
         assert (values["source_text"], values["target_text"]) == ("photo", "sketch")
     if path.stem == "inference":
@@ -138,7 +139,13 @@ def test_a_notebook_picks_a_class_by_number_or_name(capsys):
     from nada_utils.notebook.viewers import pick_class
 
     G = make_tiny_generator(c_dim=3, seed=0)
-    assert pick_class(G, "") == 0 and pick_class(G, "2") == 2
+    assert pick_class(G, "") == [0, 1, 2] and pick_class(G, "2") == 2  # empty: the seeds go through every class
+    from nada_utils.models.rendering import render_seeds
+
+    mixed = render_seeds(G, range(4), class_idx=[0, 1, 2])
+    assert torch.allclose(mixed[3], render_seeds(G, [3], class_idx=0)[0], atol=1e-5)  # seed 3: class 0 again
+    assert torch.allclose(mixed[1], render_seeds(G, [1], class_idx=1)[0], atol=1e-5)
+    assert not torch.allclose(mixed[1], render_seeds(G, [1], class_idx=0)[0], atol=1e-3)
     with pytest.raises(NadaError, match="a number from 0 to 2"):
         pick_class(G, "bird")  # this one has no names
     G.source = "cifar10"  # as loaded from the registry, whose entry names the classes

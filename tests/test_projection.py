@@ -31,6 +31,16 @@ def test_projection_recovers_an_image_of_the_generator():
     assert all(torch.equal(v, before[k]) for k, v in G.state_dict().items())  # G untouched, stored noise included
 
 
+def test_a_class_conditional_generator_is_projected_into_the_w_of_all_its_classes():
+    G = load_generator("mini-photo-2")  # class = shape
+    with torch.no_grad():
+        c = torch.nn.functional.one_hot(torch.tensor([2]), 3).float()  # a triangle
+        target = G(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3)), c, noise_mode="const")
+    result = project(G, target, steps=60, latent="w+")
+    with torch.no_grad():
+        assert psnr(G.synthesis(result.ws, noise=result.noise), target) > 22
+
+
 def test_w_latent_is_one_w_repeated(G):
     target = torch.zeros(3, 16, 16)
     result = project(G, target, steps=3, latent="w")

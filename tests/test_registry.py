@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nada_utils import load_generator
+
 from nada_utils.errors import NadaError
 from nada_utils.weights import registry
 
@@ -30,6 +32,8 @@ EXPECTED_NAMES = {
     "mini-clip",
     "mini-judge",
     "mini-clip-2",
+    "mini-photo-2",
+    "mini-clip-2-p32",
     # OpenAI's CLIP models, under clip.available_models()' names
     "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
 }
@@ -114,13 +118,20 @@ def test_mirror_url(monkeypatch):
     assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
 
 
-@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge", "mini-clip-2"])
+@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge", "mini-clip-2", "mini-photo-2", "mini-clip-2-p32"])
 def test_bundled_files_ship_and_match_their_checksums(name):
     from nada_utils.weights.download import fetch, sha256_file
 
     spec = registry.REGISTRY[name]
     path = fetch(name)
     assert path.is_file() and path.stat().st_size == spec.size and sha256_file(path) == spec.sha256
+
+
+def test_the_conditional_mini_generator_names_its_classes_as_the_world_does():
+    from nada_utils.mini_world.world_v2 import SHAPES
+
+    spec = registry.REGISTRY["mini-photo-2"]
+    assert spec.class_names == SHAPES and load_generator("mini-photo-2").c_dim == len(SHAPES)
 
 
 def test_the_bundled_models_stay_small():

@@ -109,6 +109,20 @@ def test_morph_starts_at_the_frozen_generator_and_passes_the_blend(gens):
                                                                                 seconds=1, size=32, one_way=True)[2]))[-1][0])
 
 
+def test_a_conditional_generators_seeds_take_their_classes_in_turn():
+    from nada_utils.models.rendering import class_input
+
+    G = make_tiny_generator(c_dim=3, seed=0)
+    z = z_from_seeds([5, 6], G.z_dim)
+    grid, frames = all_frames(video_frames(G, {}, kind="walk", seeds=[5, 6], fps=4, seconds=1, size=32,
+                                           space="w", class_idx=[2, 0]))
+    # A walk in w starts at the first seed's w, mapped with its own class (2), not the second's (0).
+    assert same(cells(grid, frames[0]), expected(grid, [G(z[:1], class_input(G, torch.tensor([2])), noise_mode="const")]))
+    assert not same(cells(grid, frames[0]), expected(grid, [G(z[:1], class_input(G, torch.tensor([0])), noise_mode="const")]))
+    with pytest.raises(NadaError, match="between 0 and 2"):
+        video_frames(G, {}, kind="walk", seeds=[5, 6], class_idx=[0, 7])
+
+
 def test_photo_moves_along_the_edit_in_every_domain(gens):
     G, adapted = gens
     ws = G.mapping(torch.randn(1, G.z_dim)).detach()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from nada_utils.errors import NadaError
@@ -13,6 +14,15 @@ def cell_name(source: str) -> str:
     if path.name == "generator.pt" or path.parent.name == "checkpoints":
         path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     return path.stem if path.suffix == ".pt" else path.name
+
+
+def class_list(text: str):
+    """--class 3 -> 3; --class 0,1,2 -> [0, 1, 2]."""
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--class takes a class number or a list such as 0,1,2, not {text!r}") from None
+    return parts[0] if len(parts) == 1 else parts
 
 
 def cmd_video(args) -> int:
@@ -79,7 +89,9 @@ def add_commands(sub) -> None:
     v.add_argument("--space", choices=["z", "w"], default="z",
                    help="walk: slerp in z (each generator maps z) or lerp in w (the frozen generator's w for all)")
     v.add_argument("--one-way", action="store_true", help="morph and edit: go 0 -> 1 once instead of there and back")
-    v.add_argument("--class", dest="class_idx", type=int, default=None, help="class label, for conditional models")
+    v.add_argument("--class", dest="class_idx", type=class_list, default=None,
+                   help="class label for conditional models; a list (0,1,2) gives the seeds their classes in turn "
+                        "(a morph's rows; a walk with --space w moves between them)")
     v.add_argument("--batch", type=int, default=8, help="frames rendered at once (lower it if memory runs out)")
     v.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     v.set_defaults(func=cmd_video)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from nada_utils.errors import NadaError
 from nada_utils.models.clip_arch import clip_preprocess
+from nada_utils.models.rendering import class_input
 
 
 @dataclass
@@ -97,7 +98,9 @@ def project(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w", lr:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         z = torch.randn(4096, G.z_dim, generator=gen).to(device)
-        w_samples = G.mapping(z)[:, 0]  # [N, w_dim]
+        # A class-conditional generator's W holds every class: the statistics are over all of them.
+        labels = torch.randint(G.c_dim, (len(z),), generator=gen) if G.c_dim else None
+        w_samples = G.mapping(z, class_input(G, labels, device))[:, 0]  # [N, w_dim]
     w_avg = w_samples.mean(0, keepdim=True)
     w_std = (w_samples - w_avg).square().sum(1).mean().sqrt()
     rows = G.num_ws if latent == "w+" else 1

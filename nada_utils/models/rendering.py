@@ -31,18 +31,20 @@ def parse_seeds(text: str) -> list[int]:
 
 
 @torch.no_grad()
-def render_seeds(G, seeds, *, truncation_psi: float = 1.0, noise_mode: str = "const", class_idx: int | None = None,
-                 device=None, batch: int = 8) -> torch.Tensor:
-    """Images `[N, 3, H, W]` (on the CPU, about [-1, 1]) of G for `seeds`, `batch` at a time."""
+def render_seeds(G, seeds, *, truncation_psi: float = 1.0, noise_mode: str = "const",
+                 class_idx: int | list[int] | None = None, device=None, batch: int = 8) -> torch.Tensor:
+    """Images `[N, 3, H, W]` (on the CPU, about [-1, 1]) of G for `seeds`, `batch` at a time.
+    `class_idx`: a conditional generator's class, or a list of classes that the seeds go through in turn."""
     if not 0.0 <= truncation_psi <= 1.0:
         raise NadaError(f"truncation must be in [0, 1], got {truncation_psi}")
-    check_class(G, class_idx)
+    seeds = list(seeds)
+    labels = seed_labels(G, class_idx, len(seeds))
     device = device or next(G.parameters()).device
-    z_all = z_from_seeds(list(seeds), G.z_dim)
+    z_all = z_from_seeds(seeds, G.z_dim)
     out = []
     for i in range(0, len(z_all), batch):
         z = z_all[i:i + batch].to(device)
-        c = None if class_idx is None else class_input(G, torch.full((len(z),), class_idx), device)
+        c = None if labels is None else class_input(G, labels[i:i + batch], device)
         out.append(G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode).cpu())
     return torch.cat(out)
 
@@ -53,6 +55,17 @@ def check_class(G, class_idx: int | None) -> None:
         raise NadaError(f"this generator is class-conditional: pass --class between 0 and {G.c_dim - 1}")
     if not G.c_dim and class_idx is not None:
         raise NadaError(f"--class {class_idx} given, but this generator has no classes; drop --class")
+
+
+def seed_labels(G, class_idx: int | list[int] | None, n: int) -> torch.Tensor | None:
+    """Labels `[n]` for n seeds of G: one class for all, or a list of classes the seeds take in turn;
+    each checked against G (`check_class`). None for an unconditional G."""
+    per_seed = isinstance(class_idx, (list, tuple))
+    for k in class_idx if per_seed else [class_idx]:
+        check_class(G, k)
+    if class_idx is None:
+        return None
+    return cycle_classes(list(class_idx), n) if per_seed else torch.full((n,), class_idx)
 
 
 def cycle_classes(classes: list[int] | None, n: int) -> torch.Tensor | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from nada_utils.adapt.config import TrainConfig, make_config
 from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, run_exists
 from nada_utils.errors import NadaError
-from nada_utils.notebook.session import Session
+from nada_utils.notebook.session import Session, fast_mode
 
 
 @dataclass
@@ -63,9 +63,11 @@ def _live_preview(name: str):
 def quick_run(session: Session, *, preset: str = "mini-sketch", steps: int | None = None) -> RunResult:
     """An offline mini-world run to look at when no adapted generator exists yet (reused once finished).
 
-    The preset's own budget (100 steps, about a minute on a laptop CPU) is what it takes for the
-    mini world's sketch to appear; much shorter runs barely move.
+    The preset's own budget (mini-sketch: 500 steps, two to three minutes on a laptop CPU) is where
+    its sketch is measured (docs/MINI_WORLD.md). In fast mode (CI) 100 steps, whose outlines have
+    only begun: enough to exercise every cell.
     """
+    steps = steps or (100 if fast_mode() else None)
     cfg = make_config(preset, steps=steps, sample_every=0, checkpoint_every=0)
     name = f"{preset}-{cfg.steps}"
     run_dir = session.run_dir(name)

@@ -57,9 +57,9 @@ def class_names(G) -> list[str] | None:
     return list(spec.class_names) if G.c_dim and spec is not None and spec.class_names else None
 
 
-def pick_class(G_frozen, label="") -> int | None:
-    """The class a conditional generator shows: `label` as a number or a name ("bird"); the first class
-    when `label` is empty. None for an unconditional generator, which takes no label."""
+def pick_class(G_frozen, label="") -> int | list[int] | None:
+    """What a conditional generator shows: class `label`, by number or name ("bird"); with `label`
+    empty, every class, the seeds going through them in turn. None for an unconditional generator."""
     label = str(label).strip()
     if not G_frozen.c_dim:
         if label:
@@ -67,27 +67,28 @@ def pick_class(G_frozen, label="") -> int | None:
         return None
     names = class_names(G_frozen) or []
     if not label:
-        idx = 0
-    elif label.isdigit() and int(label) < G_frozen.c_dim:
+        print(f"class-conditional generator: the seeds go through its {G_frozen.c_dim} classes"
+              + (f" ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})" if names else "")
+              + " in turn; set `class_label` to show one")
+        return list(range(G_frozen.c_dim))
+    if label.isdigit() and int(label) < G_frozen.c_dim:
         idx = int(label)
     elif label in names:
         idx = names.index(label)
     else:
         known = f"{', '.join(names)} or " if names else ""
         raise NadaError(f"no class {label!r} in this generator; use {known}a number from 0 to {G_frozen.c_dim - 1}")
-    named = f" ({names[idx]})" if names else ""
-    print(f"class-conditional generator: showing class {idx}{named} of {G_frozen.c_dim}"
-          + ("; set `class_label` to see another" if not label else ""))
+    print(f"class-conditional generator: showing class {idx}" + (f" ({names[idx]})" if names else ""))
     return idx
 
 
-def compare_grid(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, class_idx: int | None = None) -> torch.Tensor:
+def compare_grid(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, class_idx: int | list[int] | None = None) -> torch.Tensor:
     """One grid: G_frozen on the first row, then one row per adapted generator; same seeds in each column."""
     rows = [render_seeds(G, seeds, truncation_psi=truncation, class_idx=class_idx) for G in [G_frozen, *adapted.values()]]
     return image_grid(torch.cat(rows), nrow=len(seeds))
 
 
-def show_compare(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, class_idx: int | None = None,
+def show_compare(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7, class_idx: int | list[int] | None = None,
                  save_to=None) -> None:
     """Display `compare_grid` with its row names; with `save_to`, also write it as a PNG there."""
     from IPython.display import HTML, Image, display
@@ -128,7 +129,7 @@ class _SliderView:
 
 
 def truncation_view(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7,
-                    class_idx: int | None = None) -> _SliderView:
+                    class_idx: int | list[int] | None = None) -> _SliderView:
     """A truncation-psi slider over the side-by-side grid (psi 0: the mean face; 1: full variety)."""
     import ipywidgets as w
 
@@ -139,7 +140,7 @@ def truncation_view(G_frozen, adapted: dict, seeds, *, truncation: float = 0.7,
 
 
 def interpolation_view(G_frozen, G_train, seeds, *, truncation: float = 0.7, alpha: float = 0.5,
-                       class_idx: int | None = None) -> _SliderView:
+                       class_idx: int | list[int] | None = None) -> _SliderView:
     """An alpha slider over images of `alpha * G_train + (1 - alpha) * G_frozen` (weights blended)."""
     import ipywidgets as w
 
@@ -151,7 +152,7 @@ def interpolation_view(G_frozen, G_train, seeds, *, truncation: float = 0.7, alp
 
 
 def save_interpolation(G_frozen, G_train, seeds, path, *, alphas=(0.0, 0.25, 0.5, 0.75, 1.0),
-                       truncation: float = 0.7, class_idx: int | None = None) -> None:
+                       truncation: float = 0.7, class_idx: int | list[int] | None = None) -> None:
     """A grid with one row per alpha (G_frozen at the top, G_train at the bottom), written as a PNG."""
     blend = GeneratorBlend(G_frozen, G_train)
     rows = [render_seeds(blend.at(a), seeds, truncation_psi=truncation, class_idx=class_idx) for a in alphas]

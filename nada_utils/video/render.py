@@ -22,7 +22,7 @@ import torch
 
 from nada_utils.errors import NadaError
 from nada_utils.models.blending import GeneratorBlend
-from nada_utils.models.rendering import check_class, class_input
+from nada_utils.models.rendering import class_input, seed_labels
 from nada_utils.models.stylegan2 import z_from_seeds
 from nada_utils.video import motion
 from nada_utils.video.encoders import VideoWriter, check_writable
@@ -62,9 +62,9 @@ def _device(G):
     return next(G.parameters()).device
 
 
-def _class_labels(G, n: int, class_idx: int | None):
-    check_class(G, class_idx)
-    return None if class_idx is None else class_input(G, torch.full((n,), class_idx))
+def _class_labels(G, n: int, class_idx: int | list[int] | None):
+    """One-hot labels for n seeds: one class for all, or a list the seeds go through in turn."""
+    return class_input(G, seed_labels(G, class_idx, n))
 
 
 def _check_latents(name: str, ws: torch.Tensor, generators: dict) -> None:
@@ -76,14 +76,15 @@ def _check_latents(name: str, ws: torch.Tensor, generators: dict) -> None:
 
 def video_frames(G_frozen, adapted: dict, *, kind: str = "walk", seeds=(0, 1, 2), latents: dict | None = None,
                  edit: dict | None = None, fps: int = 24, seconds: float = 4.0, size: int | None = None,
-                 truncation: float = 1.0, space: str = "z", one_way: bool = False, class_idx: int | None = None,
-                 batch: int = 8) -> tuple[Grid, int, Iterator[np.ndarray]]:
+                 truncation: float = 1.0, space: str = "z", one_way: bool = False,
+                 class_idx: int | list[int] | None = None, batch: int = 8) -> tuple[Grid, int, Iterator[np.ndarray]]:
     """(the grid, the number of frames, an iterator over batches of frames `[B, H, W, 3]` uint8).
 
     Checks every setting first; frames are rendered only as the iterator is consumed. The cells are
     G_frozen and the `adapted` generators ({label: G}). `latents` / `edit` are loaded latents.pt dicts
     (`invert`, `edit`) for kind "photo"; `seeds` serve walk (the loop's key points) and morph (one row
-    each). `one_way` makes morphs and edits go 0 -> 1 only, instead of there and back.
+    each). `one_way` makes morphs and edits go 0 -> 1 only, instead of there and back. A list of
+    classes gives each seed its own (a morph's rows; a walk in w between them); a walk in z keeps the first.
     """
     size = size or min(G_frozen.img_resolution, 256)
     frames = check_settings(kind=kind, fps=fps, seconds=seconds, size=size)
@@ -171,15 +172,16 @@ def _walk(generators: dict, seeds, frames: int, *, space: str, truncation: float
     G_frozen = next(iter(generators.values()))
     keys = z_from_seeds(seeds, G_frozen.z_dim)
 
-    def labels(G, n):
+    def labels(G, n):  # a walk in z moves z only: one class throughout
         return None if c is None else c[:1].expand(n, -1).to(_device(G))
 
     if space == "z":
         path = motion.loop(keys, frames, spherical=True)
         return _along(generators, path, batch, lambda G, z: G(z.to(_device(G)), labels(G, len(z)),
                                                                truncation_psi=truncation, noise_mode="const"))
-    with torch.no_grad():
-        ws = G_frozen.mapping(keys.to(_device(G_frozen)), labels(G_frozen, len(keys)), truncation_psi=truncation).cpu()
+    with torch.no_grad():  # in w, each key point is mapped with its own class
+        ws = G_frozen.mapping(keys.to(_device(G_frozen)), None if c is None else c.to(_device(G_frozen)),
+                              truncation_psi=truncation).cpu()
     return _along(generators, motion.loop(ws, frames, spherical=False), batch,
                   lambda G, w: G.synthesis(w.to(_device(G)), noise_mode="const"))
 

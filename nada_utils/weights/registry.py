@@ -205,6 +205,18 @@ _ENTRIES += [
                description="mini world v2 CLIP (64 px ViT, patch 16): knows the 4 domains and 3 hard negatives",
                notes="bundled; regenerate with scripts/mini_world/train_clip_v2.py --patch 16",
                bundled="mini_world/weights/mini_clip_2.pt"),
+    WeightSpec(name="mini-clip-2-p32", filename="mini_clip_2_p32.pt", kind="clip", gdrive_id=None, url=None,
+               size=9_064_573, sha256="34e0b0c8f1da56a8429ff981358b12840496b78f31a9d8f6d090c211c6b01259",
+               description="mini world v2 CLIP, patch 32 (its own seed): paired with mini-clip-2 as ViT-B/32 with ViT-B/16",
+               notes="bundled; regenerate with scripts/mini_world/train_clip_v2.py --patch 32 --steps 1000 --seed 1",
+               bundled="mini_world/weights/mini_clip_2_p32.pt"),
+    # Class-conditional: the class is the shape (a step of one coordinate of z was more than regression
+    # could teach a small generator; docs/MINI_WORLD.md). Names as world_v2.SHAPES (tested).
+    WeightSpec(name="mini-photo-2", filename="mini_photo_2.pt", kind="generator-rosinality", gdrive_id=None, url=None,
+               size=3_331_273, sha256="42509758645f75b3c18ed7857e332c6a648ca8612ecbbaded7fbf7818060e0bd",
+               description="mini world v2 StyleGAN2, 64x64, class = shape: G(z, c) draws the photo of scene(z, c)",
+               notes="bundled; regenerate with scripts/mini_world/train_generator_v2.py --conditional (docs/MINI_WORLD.md)",
+               bundled="mini_world/weights/mini_photo_2.pt", class_names=("circle", "square", "triangle")),
     WeightSpec(name="mini-judge", filename="mini_judge.pt", kind="mini-judge", gdrive_id=None, url=None,
                size=863_695, sha256="2f7644175de51487a33df17bee808fe485b984cd7ab7406f727fe91d184f3ae0",
                description="mini world v2 judge (small CNN): domain of 7 (targets and hard negatives) and shape",

@@ -36,14 +36,21 @@ from nada_utils.mini_world.world_v2 import (  # noqa: E402
     scene_from_z,
 )
 from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
-from nada_utils.models.rendering import held_out_z  # noqa: E402
+from nada_utils.models.rendering import class_input, cycle_classes, held_out_z  # noqa: E402
+
+
+def held_out(G, n):
+    """(z, one-hot labels or None, scenes) of n held-out latents; a conditional G's go through its shapes."""
+    z = held_out_z(n, G.z_dim)
+    labels = cycle_classes(list(range(G.c_dim)), n) if G.c_dim else None
+    return z, class_input(G, labels), scene_from_z(z, labels)
 
 
 @torch.no_grad()
 def check_generator(G, judge_model, n):
-    z = held_out_z(n, G.z_dim)
-    scenes = scene_from_z(z)
-    fake = torch.cat([G(c, noise_mode="const").clamp(-1, 1) for c in z.split(128)])
+    z, c, scenes = held_out(G, n)
+    fake = torch.cat([G(z[i:i + 128], None if c is None else c[i:i + 128], noise_mode="const").clamp(-1, 1)
+                      for i in range(0, n, 128)])
     l1 = (fake - render(scenes, "photo", G.img_resolution)).abs().mean().item()
     j = judged(judge_model, fake, scenes, "photo")
     return fake, {"held_out_l1": l1, "shape_accuracy": j["shape"], "judged_photo": j["target"],
@@ -83,8 +90,8 @@ def check_judge(judge_model, n):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--generator", default="", help="a generator file (the second world's is not shipped yet), '' to skip")
-    p.add_argument("--clip", default="mini-clip-2", help="a CLIP, or '' to skip")
+    p.add_argument("--generator", default="mini-photo-2", help="a generator (registry name or file), or '' to skip")
+    p.add_argument("--clip", default="mini-clip-2,mini-clip-2-p32", help="CLIPs (comma-separated), or '' to skip")
     p.add_argument("--judge", default="mini-judge")
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--out", help="write the figures here (JSON)")
@@ -101,10 +108,10 @@ def main():
         G = load_generator(args.generator)
         fake, report["generator"] = check_generator(G, judge_model, args.n)
         if args.grid:
-            truth = render(scene_from_z(held_out_z(16, G.z_dim)), "photo", G.img_resolution)
+            truth = render(held_out(G, 16)[2], "photo", G.img_resolution)
             save_image(image_grid(torch.cat([fake[:16], truth]), nrow=16), args.grid)
-    if args.clip:
-        report["clip"] = check_clip(load_clip(args.clip), args.n)
+    for name in filter(None, args.clip.split(",")):
+        report[f"clip {name}"] = check_clip(load_clip(name), args.n)
     print(json.dumps(report, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -14,7 +14,7 @@ Then it edits each latent with `python -m nada_utils edit`'s code towards "a pho
 <same shape>" and measures, against ground truth again, how much of the distance from the
 reconstruction to the true render of the recoloured scene the edit removes (edit_gap_closed), plus
 the mini CLIP's similarity to the text before and after. Writes results/mini-inversion/{inversion.png, edits.png, metrics.json}. Without --adapted
-it trains (or resumes) the mini-sketch preset in runs/mini-sketch first.
+it trains (or resumes) the first world's mini-sketch in runs/mini-sketch first.
 """
 
 import argparse
@@ -58,11 +58,11 @@ def main() -> int:
     args = p.parse_args()
 
     if args.adapted is None:
-        from nada_utils.adapt.config import make_config
+        from nada_utils.adapt.config import FIRST_WORLD_SKETCH, make_config
         from nada_utils.adapt.run_dir import is_finished, run_exists
         from nada_utils.adapt.trainer import train
 
-        args.adapted, cfg = "runs/mini-sketch", make_config("mini-sketch")
+        args.adapted, cfg = "runs/mini-sketch", make_config("mini-sketch", **FIRST_WORLD_SKETCH)
         if not is_finished(args.adapted, cfg.steps):
             train(cfg, args.adapted, resume=run_exists(args.adapted))
     G, A = load_generator("mini-photo"), load_generator(adapted_generator_path(args.adapted)[0])

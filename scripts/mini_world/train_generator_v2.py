@@ -2,7 +2,7 @@
 
 Usage: python scripts/mini_world/train_generator_v2.py --out mini_photo_g.pt [--steps 12000] [--batch 32]
        [--edge-weight 1.0] [--channels 128,128,64,32,16] [--init mini-photo] [--conditional] [--seed 0]
-       [--device cuda] [--state g_state.pt]
+       [--device cuda] [--state g_state.pt] [--stop-at STEP]
 
 Regression, not adversarial training: every z has a known target, render(scene_from_z(z), "photo"). Plain
 L1 lets a small generator round every corner into a blob (issue 18), because a corner is a few pixels
@@ -107,20 +107,24 @@ def main():
         settings["conditional"] = True
     state = Resumable(args.state or Path(args.out).with_suffix(".state.pt"),
                       {"G": G, "opt": opt, "sched": sched}, sampler, settings,
-                      stop_after=args.stop_after)
+                      stop_after=args.stop_after, stop_at=args.stop_at)
     start = state.load()
+    if args.stop_at and start >= args.stop_at:
+        print(f"already at step {start} (--stop-at {args.stop_at}); {args.out} holds it")
+        return
     held_z, held_c, target_held = sample(G, 256, torch.Generator().manual_seed(10_000), device)
     t0 = time.time()
     for step in range(start + 1, args.steps + 1):
         z, c, target = sample(G, args.batch, sampler, device)
         loss = loss_fn(G(z, c, noise_mode="const"), target, args.edge_weight)
-        if not state.step(loss, opt, sched, step):
-            return
-        if step % 500 == 0 or step == args.steps:
+        running = state.step(loss, opt, sched, step)
+        if step % 500 == 0 or step == args.steps or not running:
             with torch.no_grad():
                 held = (G(held_z, held_c, noise_mode="const") - target_held).abs().mean().item()
             print(f"step {step} train loss {loss.item():.4f} held-out L1 {held:.4f} ({time.time() - t0:.0f} s)", flush=True)
             export_generator(G, args.out)  # a usable file whenever the run is stopped
+        if not running:
+            return
     print(f"wrote {args.out} after {time.time() - t0:.0f} s on {device}")
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Train (or continue) the second mini world's generator and CLIPs: one command for a lent GPU or a CPU.
+# These are the commands that made the shipped mini-photo-2, mini-clip-2 and mini-clip-2-p32.
 #
 #   OUT=runs/world-v2 bash scripts/mini_world/train_world_v2.sh      # models, states and logs in $OUT
 #
@@ -13,19 +14,28 @@ OUT=${OUT:-runs/world-v2}
 mkdir -p "$OUT"
 DEVICE=$(python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
 
-generator() { python scripts/mini_world/train_generator_v2.py --out "$OUT/mini_photo_g.pt" --state "$OUT/g.state.pt" \
-  --steps 16000 --batch 32 --device "$DEVICE" >> "$OUT/train_generator.log" 2>&1; }
+# The generator in two stages: 9,500 steps of an unconditional run (planned for 30,000; by then it drew
+# page, colour and light, and shapes at 44%), then the conditional one (class = shape) from it.
+CHANNELS=128,128,64,32,16
+generator() {
+  python scripts/mini_world/train_generator_v2.py --out "$OUT/mini_photo_uncond.pt" --state "$OUT/g_uncond.state.pt" \
+    --steps 30000 --stop-at 9500 --batch 16 --channels $CHANNELS --device "$DEVICE" >> "$OUT/train_generator.log" 2>&1
+  python scripts/mini_world/train_generator_v2.py --out "$OUT/mini_photo_2.pt" --state "$OUT/g_cond.state.pt" \
+    --conditional --init "$OUT/mini_photo_uncond.pt" --steps 8000 --batch 16 --channels $CHANNELS --device "$DEVICE" \
+    >> "$OUT/train_generator.log" 2>&1
+}
 clip16() { python scripts/mini_world/train_clip_v2.py --out "$OUT/mini_clip.pt" --state "$OUT/clip.state.pt" \
   --patch 16 --steps 3000 --device "$DEVICE" >> "$OUT/train_clip.log" 2>&1; }
-clip8() { python scripts/mini_world/train_clip_v2.py --out "$OUT/mini_clip_p8.pt" --state "$OUT/clip_p8.state.pt" \
-  --patch 8 --steps 3000 --device "$DEVICE" >> "$OUT/train_clip_p8.log" 2>&1; }
+# The second CLIP, paired with the first as ViT-B/32 with ViT-B/16: twice the patch, its own seed.
+clip32() { python scripts/mini_world/train_clip_v2.py --out "$OUT/mini_clip_p32.pt" --state "$OUT/clip_p32.state.pt" \
+  --patch 32 --steps 1000 --seed 1 --device "$DEVICE" >> "$OUT/train_clip_p32.log" 2>&1; }
 
 if [ "$DEVICE" = cuda ]; then
   generator & g=$!
   clip16 & c=$!
-  clip8 & p=$!
+  clip32 & p=$!
   wait $g; wait $c; wait $p  # each, so that a failed run fails the command
 else
-  clip16; generator; clip8
+  clip16; generator; clip32
 fi
 tail -n 3 "$OUT"/train_*.log

@@ -30,6 +30,7 @@ def add_run_arguments(p, *, steps: int, batch: int, lr: float, pool: int | None 
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--state", help="where the resumable state lives (default: OUT with .state.pt)")
     p.add_argument("--stop-after", type=int, help="stop (state saved) after this many steps of this sitting")
+    p.add_argument("--stop-at", type=int, help="stop (state saved) at this step of the run, however many sittings it took")
     if pool is not None:
         p.add_argument("--pool", type=int, default=pool, help="renders drawn from (rendered once at the start)")
         p.add_argument("--eval-n", type=int, default=2100, help="held-out renders of each evaluation")
@@ -65,9 +66,9 @@ class Resumable:
     """
 
     def __init__(self, path: str | Path, objects: dict, gen: torch.Generator, settings: dict, *,
-                 stop_after: int | None = None, every_s: float = 120.0):
+                 stop_after: int | None = None, stop_at: int | None = None, every_s: float = 120.0):
         self.path, self.objects, self.gen, self.settings = Path(path), objects, gen, dict(settings)
-        self.stop_after, self.every_s, self._last = stop_after, every_s, time.time()
+        self.stop_after, self.stop_at, self.every_s, self._last = stop_after, stop_at, every_s, time.time()
         self.start = 0
 
     def load(self) -> int:
@@ -87,13 +88,15 @@ class Resumable:
 
     def step(self, loss: torch.Tensor, opt, sched, step: int) -> bool:
         """One optimiser step on `loss`, then the state saved when due; False when the sitting should stop
-        (`stop_after` steps done, state saved) and the script should return."""
+        (`stop_after` steps of this sitting done, or step `stop_at` reached; state saved) and the script
+        should return."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         total = self.settings["steps"]
-        if self.stop_after and step - self.start >= self.stop_after and step < total:
+        if step < total and ((self.stop_after and step - self.start >= self.stop_after)
+                             or (self.stop_at and step >= self.stop_at)):
             self.save(step, force=True)
             print(f"stopped at step {step} of {total}; run the same command again to continue", flush=True)
             return False
