@@ -165,13 +165,14 @@ class TrainConfig:
         return cls(**{**EARLIER_VERSIONS, **data})
 
 
-# The mini presets' layers, learning rate and steps (docs/MINI_WORLD.md, "Presets": the sweep behind them).
 # The first world's mini-sketch (issue 18 moved the presets to the second): the scripts that made the
 # first world's documented figures (inversion_check, reference_effects) run it to repeat them.
 FIRST_WORLD_SKETCH = dict(generator="mini-photo", clip_models=("mini-clip",), ground_truth="mini-world:sketch",
                           layers="all", steps=100, sample_every=25, checkpoint_every=25, n_samples=8)
 
-# Samples and checkpoints (each checkpoint is evaluated, ground truth included) five times a run.
+# The mini presets' layers, learning rate and steps: where the judge's figures were measured
+# (docs/MINI_WORLD.md, "The presets, measured by the judge", has the sweeps behind them). Samples and
+# checkpoints (each checkpoint is evaluated, ground truth included) five times a run.
 MINI_BUDGETS = {
     "sketch": dict(layers="last:3", lr=0.002, steps=500, sample_every=100, checkpoint_every=100),
     "cartoon": dict(layers="all", lr=0.002, steps=250, sample_every=50, checkpoint_every=50),
@@ -184,8 +185,7 @@ PRESETS: dict[str, dict] = {
                  batch=2, sample_every=10, checkpoint_every=10, n_samples=4, auto_batch=4),
     # The mini world (second version, issue 18): the bundled 64 px generator (class = shape), its mini
     # CLIP, and ground truth scored by a judge that training never sees. Each step draws a shape per
-    # latent; one text direction serves them all. BUDGETS (below) are where the judge's figures were
-    # measured (docs/MINI_WORLD.md).
+    # latent; one text direction serves them all. Budgets: MINI_BUDGETS above.
     **{f"mini-{domain}": dict(
         generator="mini-photo-2", clip_models=("mini-clip-2",), clip_weights=(1.0,), source_text="a photo",
         target_text=prompt, templates=False, ground_truth=f"mini-world-2:{domain}", batch=8, n_samples=9,

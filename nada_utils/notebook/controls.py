@@ -1,8 +1,9 @@
 """Widgets for the knobs of a run. They fill the same `TrainConfig` that the CLI builds.
 
 `TrainControls(cfg)` shows the prompts, the layer strategy and its K, the steps and the learning
-rate (and, for a class-conditional generator with named classes, the classes to train on), starting from `cfg`; `controls.config()` returns `cfg` with the widget values applied, checked
-by `TrainConfig` itself. Everything else in `cfg` (generator, CLIP models, batch...) is kept.
+rate (and, for a class-conditional generator with named classes, the classes to train on), starting
+from `cfg`; `controls.config()` returns `cfg` with the widget values applied, checked by
+`TrainConfig` itself. Everything else in `cfg` (generator, CLIP models, batch...) is kept.
 """
 
 from __future__ import annotations
