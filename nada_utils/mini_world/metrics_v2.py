@@ -96,6 +96,21 @@ def score(frozen: torch.Tensor, adapted: torch.Tensor, scenes: torch.Tensor, dom
     }
 
 
+def held_out(G, n: int, classes: list[int] | None = None):
+    """(z, labels or None, scenes) of n held-out latents of mini generator G. A conditional G's class
+    is the scene's shape: its latents go through `classes` (default: every shape) in turn."""
+    from nada_utils.errors import NadaError
+
+    z = held_out_z(n, G.z_dim)
+    if not G.c_dim:
+        return z, None, scene_from_z(z)
+    if G.c_dim != len(SHAPES):
+        raise NadaError(f"mini-world-2 scores generators whose {len(SHAPES)} classes are its shapes "
+                        f"({', '.join(SHAPES)}), not {G.c_dim} classes; drop the ground truth")
+    labels = cycle_classes(list(range(len(SHAPES))) if classes is None else classes, n)
+    return z, labels, scene_from_z(z, labels)
+
+
 @torch.no_grad()
 def evaluate(G_frozen, G_train, domain: str, *, n: int = 128, judge_model=None,
              classes: list[int] | None = None) -> dict:
@@ -104,20 +119,13 @@ def evaluate(G_frozen, G_train, domain: str, *, n: int = 128, judge_model=None,
     A class-conditional mini generator's class is the scene's shape (`world_v2.scene_from_z`): its
     held-out latents go through `classes` (default: every shape) in turn, and `per_class` holds every
     metric for each shape, named."""
-    from nada_utils.errors import NadaError
     from nada_utils.mini_world.judge import load_judge
 
     device = next(G_train.parameters()).device
-    z = held_out_z(n, G_frozen.z_dim).to(device)
-    labels = None
-    if G_frozen.c_dim:
-        if G_frozen.c_dim != len(SHAPES):
-            raise NadaError(f"mini-world-2 scores generators whose {len(SHAPES)} classes are its shapes "
-                            f"({', '.join(SHAPES)}), not {G_frozen.c_dim} classes; drop the ground truth")
-        labels = cycle_classes(list(range(len(SHAPES))) if classes is None else classes, n).to(device)
+    z, labels, scenes = held_out(G_frozen, n, classes)
+    z, labels, scenes = z.to(device), None if labels is None else labels.to(device), scenes.to(device)
     c = class_input(G_frozen, labels, device)
     frozen, adapted = G_frozen(z, c).clamp(-1, 1), G_train(z, c).clamp(-1, 1)
-    scenes = scene_from_z(z, labels).to(device)
     judge_model = judge_model or load_judge(device=device)
     out = {"n_held_out": n, **score(frozen, adapted, scenes, domain, judge_model)}
     if labels is not None:

@@ -26,29 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nada_utils import load_clip, load_generator  # noqa: E402
 from nada_utils.images import image_grid, save_image  # noqa: E402
 from nada_utils.mini_world.judge import load_judge  # noqa: E402
-from nada_utils.mini_world.metrics_v2 import judged  # noqa: E402
+from nada_utils.mini_world.metrics_v2 import held_out, judged  # noqa: E402
 from nada_utils.mini_world.world_v2 import (  # noqa: E402
     ALL_DOMAINS,
     DOMAINS,
     SCENE_DIM,
     domain_prompt,
     render,
-    scene_from_z,
 )
 from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
-from nada_utils.models.rendering import class_input, cycle_classes, held_out_z  # noqa: E402
-
-
-def held_out(G, n):
-    """(z, one-hot labels or None, scenes) of n held-out latents; a conditional G's go through its shapes."""
-    z = held_out_z(n, G.z_dim)
-    labels = cycle_classes(list(range(G.c_dim)), n) if G.c_dim else None
-    return z, class_input(G, labels), scene_from_z(z, labels)
+from nada_utils.models.rendering import class_input  # noqa: E402
 
 
 @torch.no_grad()
 def check_generator(G, judge_model, n):
-    z, c, scenes = held_out(G, n)
+    z, labels, scenes = held_out(G, n)
+    c = class_input(G, labels)
     fake = torch.cat([G(z[i:i + 128], None if c is None else c[i:i + 128], noise_mode="const").clamp(-1, 1)
                       for i in range(0, n, 128)])
     l1 = (fake - render(scenes, "photo", G.img_resolution)).abs().mean().item()
