@@ -59,3 +59,47 @@ def test_the_conditional_generator_starts_from_an_unconditional_one_that_stopped
     z = torch.randn(3, U.z_dim, generator=torch.Generator().manual_seed(0))
     for label in range(3):  # the label's weights start at zero: every class draws what U drew
         assert torch.allclose(C(z, class_input(C, torch.full((3,), label))), U(z), atol=1e-5)
+
+
+def fake_sketch_run(run_dir: Path, *, steps=(100, 200)) -> Path:
+    """A run dir of the mini-sketch preset whose 'adapted' generator is mini-photo-2 itself, and
+    evaluation rows as training writes them (the judge's figures included)."""
+    import json
+
+    from nada_utils import load_generator, save_generator
+    from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.run_dir import write_config
+
+    run_dir.mkdir(parents=True)
+    write_config(run_dir, make_config("mini-sketch"))
+    save_generator(load_generator("mini-photo-2"), run_dir / "generator.pt")
+    rows = [{"step": s, "clip_gain": 0.58 + i / 50, "diversity_ratio": 1.0, "structure_clip": 0.5 - i / 10,
+             "judged_target": 0.2 + i / 2, "shape_kept": 1.0 - i / 10} for i, s in enumerate(steps)]
+    (run_dir / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run_dir
+
+
+def test_checkpoint_choice_sets_the_rule_beside_the_ground_truth(tmp_path):
+    run_dir = fake_sketch_run(tmp_path / "run")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "checkpoint_choice.py"), str(run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Both clip_gains are within 90% of the best: the rule keeps the more similar (step 100); the
+    # ground truth prefers step 200 (0.7 x 0.9 = 0.63 against 0.2 x 1.0).
+    assert "| mini-sketch `last:3` | 100-200, every 100 | 100 | 0.200 (0.20 x 1.00) | 0.630 (0.70 x 0.90) (200) |" in done.stdout
+
+
+def test_the_inversion_check_scores_against_the_true_sketches(tmp_path):
+    import json
+
+    run_dir = fake_sketch_run(tmp_path / "run")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "inversion_check.py"), "--scenes", "2", "--steps", "3",
+                           "--edit-steps", "2", "--adapted", str(run_dir), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["generator"] == "mini-photo-2" and len(m["psnr"]) == 2 and len(m["edit_texts"]) == 2
+    # The 'adapted' generator is the frozen one: the judge sees photos, not sketches.
+    assert m["sketch"]["judged_target"] == 0.0 and m["sketch"]["domain"] == "sketch"
+    assert all(t.startswith("a photo of a") for t in m["edit_texts"])
+    assert (tmp_path / "out" / "inversion.png").is_file() and (tmp_path / "out" / "edits.png").is_file()

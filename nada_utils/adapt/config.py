@@ -165,8 +165,8 @@ class TrainConfig:
         return cls(**{**EARLIER_VERSIONS, **data})
 
 
-# The first world's mini-sketch (issue 18 moved the presets to the second): the scripts that made the
-# first world's documented figures (inversion_check, reference_effects) run it to repeat them.
+# The first world's mini-sketch (issue 18 moved the presets to the second): reference_effects.py, whose
+# documented figures were measured in the first world, runs it to repeat them.
 FIRST_WORLD_SKETCH = dict(generator="mini-photo", clip_models=("mini-clip",), ground_truth="mini-world:sketch",
                           layers="all", steps=100, sample_every=25, checkpoint_every=25, n_samples=8)
 
