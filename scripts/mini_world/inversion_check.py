@@ -1,6 +1,6 @@
 """Measure inversion and text editing in the mini world, where every image's true sketch is known.
 
-Usage: python scripts/mini_world/inversion_check.py [--scenes 9] [--steps 500] [--adapted RUN]
+Usage: python scripts/mini_world/inversion_check.py [--scenes 9] [--steps 500] [--latent w+] [--adapted RUN]
        [--out results/mini-inversion]
 
 For held-out scenes of the second world (latents no training run ever drew), it renders the photo
@@ -52,6 +52,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=9)
     p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--latent", choices=("w+", "w"), default="w+", help="the space projected into, as for invert")
     p.add_argument("--edit-steps", type=int, default=100)
     p.add_argument("--adapted", help="an adapted mini-sketch run dir (default: train runs/mini-sketch)")
     p.add_argument("--out", default="results/mini-inversion")
@@ -79,7 +80,8 @@ def main() -> int:
     recs, adapted, edited, truths, texts, psnr = [], [], [], [], [], []
     t0 = time.time()
     for i in range(args.scenes):
-        inv = apply_adapted(invert_image(G, photos[i:i + 1], steps=args.steps, lpips=lpips, clip_model=fallback_clip),
+        inv = apply_adapted(invert_image(G, photos[i:i + 1], steps=args.steps, latent=args.latent, lpips=lpips,
+                                         clip_model=fallback_clip),
                             {"sketch": A})
         recs.append(inv.reconstruction.clamp(-1, 1))
         adapted.append(inv.renders["sketch"].clamp(-1, 1))
@@ -101,7 +103,7 @@ def main() -> int:
         sketch = score(recs, adapted, scenes, "sketch", judge_model)
         edit_gap = region_gap_closed(recs, edited, truths, masks)
         kept = judged(judge_model, edited, scenes, "photo")
-    summary = {"scenes": args.scenes, "steps": args.steps, "loss": inv.metrics["loss"], "adapted": str(args.adapted),
+    summary = {"scenes": args.scenes, "steps": args.steps, "latent": args.latent, "loss": inv.metrics["loss"], "adapted": str(args.adapted),
                "generator": cfg.generator, "psnr_min": min(psnr), "psnr_mean": sum(psnr) / len(psnr),
                "sketch": sketch, "edit_steps": args.edit_steps,
                "edit_gap_closed_shape": edit_gap["gap_closed_shape"], "edit_judged_photo": kept["target"],
