@@ -34,6 +34,8 @@ EXPECTED_NAMES = {
     "mini-clip-2",
     "mini-photo-2",
     "mini-clip-2-p32",
+    # NVlabs' StyleGAN3 pickles (configs T and R)
+    *(f"stylegan3-{cfg}-{data}" for cfg in "tr" for data in ("ffhq", "ffhqu", "afhqv2", "metfacesu")),
     # OpenAI's CLIP models, under clip.available_models()' names
     "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
 }

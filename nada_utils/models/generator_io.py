@@ -1,7 +1,8 @@
 """Loading and saving generators: registry names, rosinality `.pt`, NVlabs `.pkl` (PyTorch and TF).
 
-Every source ends in the same place: a rosinality-layout state dict, an architecture read off its
-shapes, and a strict `load_state_dict` into our `Generator`. `.pt` files load with
+Every StyleGAN2 source ends in the same place: a rosinality-layout state dict, an architecture read off
+its shapes, and a strict `load_state_dict` into our `Generator`. StyleGAN3 pickles and nada's StyleGAN3
+`.pt` files become a `StyleGAN3Generator` instead (`stylegan3_io`). `.pt` files load with
 `weights_only=True`; `.pkl` files go through `safe_pickle`, so no file ever runs code.
 """
 
@@ -17,8 +18,16 @@ from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_torch_save
 from nada_utils.models.builtin_models import builtin_generator, is_builtin
 from nada_utils.models.stylegan2 import Generator
+from nada_utils.models.stylegan3 import StyleGAN3Generator
+from nada_utils.models.stylegan3_io import (
+    is_stylegan3_checkpoint,
+    stylegan3_checkpoint,
+    stylegan3_from_checkpoint,
+    stylegan3_from_pickle,
+)
 from nada_utils.weights import registry
 from nada_utils.weights.formats import (
+    is_stylegan3_pickle,
     nvlabs_pickle_generator,
     nvlabs_to_rosinality,
     tf_pickle_generator,
@@ -109,8 +118,7 @@ def _state_from_pt(obj, path: Path):
                     f"(conv1.conv.weight) or NVlabs keys (synthesis.b4.conv1.weight)")
 
 
-def _state_from_pkl(path: Path):
-    data = restricted_load(path)
+def _state_from_pkl(data, path: Path):
     if isinstance(data, tuple):
         sd, w_avg = tf_to_rosinality(tf_pickle_generator(data, path))
         return sd, w_avg, None
@@ -135,29 +143,43 @@ def resolve_source(source) -> Path:
     raise NadaError(f"unknown generator {source!r}: not a file and not a registry name ({', '.join(registry.REGISTRY)})")
 
 
-def load_generator(source, *, device="cpu") -> Generator:
-    """Load a StyleGAN2 generator from a registry name, a rosinality `.pt` or an NVlabs `.pkl`.
+def load_generator(source, *, device="cpu") -> Generator | StyleGAN3Generator:
+    """Load a generator from a registry name, a rosinality `.pt`, an NVlabs `.pkl` or a nada `.pt`.
 
     `random:tiny` / `random:SIZE` give built-in seeded random generators (no download).
-    Returns a frozen Generator in eval mode on `device`; `G.w_avg` holds the checkpoint's mean w
-    (estimated from random z when the file has none; `G.w_avg_source` says which).
+    Returns a frozen generator in eval mode on `device`: a StyleGAN2 `Generator`, or a
+    `StyleGAN3Generator` for StyleGAN3 files. `G.w_avg` holds the checkpoint's mean w (estimated from
+    random z when the file has none; `G.w_avg_source` says which).
     """
     if is_builtin(source):
         G = builtin_generator(source)
         G.source = source
         return G.to(device)
     path = resolve_source(source)
-    if path.suffix.lower() == ".pkl":
-        sd, w_avg, arch = _state_from_pkl(path)
-    else:
-        sd, w_avg, arch = _state_from_pt(load_pt(path), path)
-    G = generator_from_state_dict(sd, w_avg=w_avg, arch=arch, source=str(path))
+    G = _generator_from_file(path)
     G.source = str(source)
     return G.to(device)
 
 
-def generator_checkpoint(G: Generator) -> dict:
-    """The rosinality checkpoint dict of G: `g_ema`, `latent_avg`, and our architecture metadata."""
+def _generator_from_file(path: Path) -> Generator | StyleGAN3Generator:
+    if path.suffix.lower() == ".pkl":
+        data = restricted_load(path)
+        if is_stylegan3_pickle(data):
+            return stylegan3_from_pickle(data, path)
+        sd, w_avg, arch = _state_from_pkl(data, path)
+    else:
+        obj = load_pt(path)
+        if is_stylegan3_checkpoint(obj):
+            return stylegan3_from_checkpoint(obj, path)
+        sd, w_avg, arch = _state_from_pt(obj, path)
+    return generator_from_state_dict(sd, w_avg=w_avg, arch=arch, source=str(path))
+
+
+def generator_checkpoint(G: Generator | StyleGAN3Generator) -> dict:
+    """The checkpoint dict of G. StyleGAN2: rosinality's (`g_ema`, `latent_avg`) plus our architecture metadata;
+    StyleGAN3: plain tensors in NVlabs' names plus the architecture (`stylegan3_io.stylegan3_checkpoint`)."""
+    if isinstance(G, StyleGAN3Generator):
+        return stylegan3_checkpoint(G)
     return {
         "g_ema": {k: v.detach().cpu().clone() for k, v in G.state_dict().items()},
         "latent_avg": G.w_avg.detach().cpu().clone(),
@@ -166,6 +188,7 @@ def generator_checkpoint(G: Generator) -> dict:
     }
 
 
-def save_generator(G: Generator, path) -> Path:
-    """Write G as a rosinality-format `.pt` (atomically) that other StyleGAN2 tools can load."""
+def save_generator(G: Generator | StyleGAN3Generator, path) -> Path:
+    """Write G as a `.pt` (atomically): rosinality's format for StyleGAN2, which other StyleGAN2 tools load;
+    nada's StyleGAN3 format (tensors + architecture, `weights_only` safe) for StyleGAN3."""
     return atomic_torch_save(generator_checkpoint(G), path)

@@ -3,6 +3,8 @@
 Two NVlabs formats are read, both through `safe_pickle` so that no embedded code runs:
 - StyleGAN2-ADA PyTorch pickles: a dict whose `G_ema` is a tree of persistent objects; its
   parameters are named like `mapping.fc0.weight` and `synthesis.b8.conv0.affine.bias`.
+  (StyleGAN3 pickles share that container; `is_stylegan3_pickle` tells them apart and
+  `models.stylegan3_io` loads them into their own module, with no conversion.)
 - The original TensorFlow StyleGAN2 pickles: a tuple `(G, D, Gs)` of `dnnlib.tflib.Network` objects
   whose state holds numpy arrays named like `G_synthesis/8x8/Conv0_up/weight`.
 
@@ -48,17 +50,29 @@ def nvlabs_module_state(obj: PersistentObject, prefix: str = "") -> dict[str, to
     return out
 
 
-def nvlabs_pickle_generator(data, path) -> tuple[dict[str, torch.Tensor], float]:
-    """The `G_ema` state dict of an unpickled StyleGAN2-ADA network pickle, and its mapping lr multiplier.
-
-    A generator built with settings our Generator cannot reproduce exactly is refused (`check_nvlabs_settings`)
-    rather than rendered wrongly."""
+def nvlabs_g_ema(data, path) -> PersistentObject:
+    """The `G_ema` object of an unpickled NVlabs network pickle (StyleGAN2-ADA or StyleGAN3 alike)."""
     if not isinstance(data, dict) or "G_ema" not in data:
         raise NadaError(f"{path} is not a StyleGAN2-ADA network pickle (no G_ema inside); "
                         f"use a generator pickle from NVlabs' stylegan2-ada-pytorch or a rosinality .pt")
     g = data["G_ema"]
     if not isinstance(g, PersistentObject):
         raise NadaError(f"{path}: G_ema has an unexpected type ({type(g).__name__}); it is not a StyleGAN2-ADA pickle")
+    return g
+
+
+def is_stylegan3_pickle(data) -> bool:
+    """Whether an unpickled NVlabs network pickle holds a StyleGAN3 `G_ema` (Fourier-feature input layer)."""
+    g = data.get("G_ema") if isinstance(data, dict) else None
+    return isinstance(g, PersistentObject) and "synthesis.input.freqs" in nvlabs_module_state(g)
+
+
+def nvlabs_pickle_generator(data, path) -> tuple[dict[str, torch.Tensor], float]:
+    """The `G_ema` state dict of an unpickled StyleGAN2-ADA network pickle, and its mapping lr multiplier.
+
+    A generator built with settings our Generator cannot reproduce exactly is refused (`check_nvlabs_settings`)
+    rather than rendered wrongly. StyleGAN3 pickles go to `models.stylegan3_io` instead."""
+    g = nvlabs_g_ema(data, path)
     sd = nvlabs_module_state(g)
     return sd, check_nvlabs_settings(g, sd, path)
 
@@ -67,13 +81,13 @@ def nvlabs_pickle_generator(data, path) -> tuple[dict[str, torch.Tensor], float]
 DEFAULT_RESAMPLE_FILTER = torch.tensor([1.0, 3.0, 3.0, 1.0]).outer(torch.tensor([1.0, 3.0, 3.0, 1.0])) / 64
 
 
-def _walk(obj: PersistentObject, prefix: str = ""):
+def nvlabs_modules(obj: PersistentObject, prefix: str = ""):
     """(dotted name, object) for a persistent module and all its persistent children."""
     yield prefix.rstrip("."), obj
     children = obj.state.get("_modules")
     for name, child in (children.items() if isinstance(children, dict) else ()):
         if isinstance(child, PersistentObject):
-            yield from _walk(child, f"{prefix}{name}.")
+            yield from nvlabs_modules(child, f"{prefix}{name}.")
 
 
 def _number(value) -> float | None:
@@ -99,7 +113,7 @@ def check_nvlabs_settings(g: PersistentObject, sd: dict[str, torch.Tensor], path
     if channels != 3:
         raise refuse(f"it makes {channels}-channel images (img_channels={channels}); only RGB generators are supported")
     gains = set()
-    for name, obj in _walk(g):
+    for name, obj in nvlabs_modules(g):
         state = obj.state
         if "architecture" in state and state["architecture"] != "skip":
             raise refuse(f"{name} uses the {state['architecture']!r} architecture; only 'skip' is supported")
@@ -117,7 +131,7 @@ def check_nvlabs_settings(g: PersistentObject, sd: dict[str, torch.Tensor], path
     if len(gains) > 1:
         raise refuse(f"its mapping layers have different lr multipliers {sorted(gains)}")
     if not gains:  # attributes absent: the MappingNetwork's constructor argument, else NVlabs' default
-        kwargs = next((o.state.get("_init_kwargs") for n, o in _walk(g) if n == "mapping"), None) or {}
+        kwargs = next((o.state.get("_init_kwargs") for n, o in nvlabs_modules(g) if n == "mapping"), None) or {}
         gains.add(_number(kwargs.get("lr_multiplier", 0.01)) if isinstance(kwargs, dict) else 0.01)
     gain = gains.pop()
     if gain is None or not (gain > 0 and np.isfinite(gain)):

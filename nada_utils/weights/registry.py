@@ -52,6 +52,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 _ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
 _TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
+# The URL form NVlabs' stylegan3 README gives ("Access individual networks via .../files/<MODEL>").
+_SG3_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 
 
 def _ada(name: str, filename: str, description: str, notes: str = "") -> WeightSpec:
@@ -80,6 +82,22 @@ def _tf(name: str, filename: str, description: str, notes: str) -> WeightSpec:
         sha256=None,
         description=description,
         notes=notes,
+    )
+
+
+def _sg3(cfg: str, dataset: str, resolution: int, description: str) -> WeightSpec:
+    # Same snapshot container as StyleGAN2-ADA (G_ema of persistent classes); models.stylegan3_io loads it.
+    filename = f"stylegan3-{cfg}-{dataset}-{resolution}x{resolution}.pkl"
+    return WeightSpec(
+        name=f"stylegan3-{cfg}-{dataset}",
+        filename=filename,
+        kind="generator-nvlabs-pkl",
+        gdrive_id=None,
+        url=_SG3_BASE + filename,
+        size=None,
+        sha256=None,
+        description=f"StyleGAN3-{cfg.upper()} {description} {resolution}x{resolution}",
+        notes="NVlabs StyleGAN3 pickle (NGC); size and checksum not published, so not recorded.",
     )
 
 
@@ -148,6 +166,14 @@ _ENTRIES = [
         description="e4e FFHQ encoder for inverting real images into W+",
         notes="Holds the whole pSp/e4e model (encoder and decoder); Google Drive only.",
     ),
+]
+
+# NVlabs' published StyleGAN3 generators, configs T (translation-equivariant) and R (also rotation-equivariant).
+_ENTRIES += [
+    _sg3(cfg, dataset, res, description)
+    for dataset, res, description in [("ffhq", 1024, "FFHQ"), ("ffhqu", 1024, "FFHQ-U (unaligned)"),
+                                      ("afhqv2", 512, "AFHQv2"), ("metfacesu", 1024, "MetFaces-U (unaligned)")]
+    for cfg in ("t", "r")
 ]
 
 # LPIPS-VGG for inversion (nada_utils/models/lpips.py). The VGG16 digest's first 8 hex digits are the ones
