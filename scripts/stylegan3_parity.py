@@ -4,9 +4,10 @@ Not a test (tests never touch the network, and this needs NVlabs' code): a scrip
 models/stylegan3.py. NVlabs' code: `git clone https://github.com/NVlabs/stylegan3 /tmp/sg3ref` (compared
 at c233a919a6faee6e36a316ddd4eddababad1adf9); scipy for it: `pip install --target /tmp/sg3deps scipy`.
 Other folders: SG3_NVLABS=DIR, SG3_DEPS=DIR.
-Run: OMP_NUM_THREADS=1 python scripts/stylegan3_parity.py [--pickle] [--fixtures] [--full] [--dump]
+Run: OMP_NUM_THREADS=1 python scripts/stylegan3_parity.py [--pickle] [--fixtures] [--full] [--dump] [--export]
   (default: T and R at 16/64/32 px; --pickle: every size through an NVlabs-written pickle and load_generator;
-  --fixtures: tests/nvlabs_sg3_fixtures.py's layout against NVlabs' pickles; --full: published channels at 256 px)
+  --fixtures: tests/nvlabs_sg3_fixtures.py's layout against NVlabs' pickles; --full: published channels at 256 px;
+  --export: an adapted generator.pt that nada exports, loaded into NVlabs' Generator by the documented note)
 """
 import io
 import pickle
@@ -197,3 +198,28 @@ def full_size(cfg, res):
 if "--full" in sys.argv:
     for cfg, res in [("T", 256), ("R", 256)]:
         full_size(cfg, res)
+
+
+def exported_into_nvlabs():
+    """An adapted StyleGAN3 exported by nada (`generator.pt`) loaded into NVlabs' own Generator, as
+    docs/STYLEGAN3.md's loader note says, against nada's rendering of the same file."""
+    from nada_utils import load_generator
+    from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.trainer import train
+
+    for name in ("random:sg3-t-tiny", "random:sg3-r-tiny"):
+        with tempfile.TemporaryDirectory() as run:
+            cfg = make_config("tiny", generator=name, layers="all", steps=3, eval_samples=0, sample_every=0)
+            train(cfg, run, progress=False, log=lambda _: None)
+            ours = load_generator(Path(run) / "generator.pt")
+            ckpt = torch.load(Path(run) / "generator.pt", weights_only=True)  # the loader note, line by line
+            G_nv = nv.Generator(**ckpt["nada"]["arch"]).eval()
+            G_nv.load_state_dict(ckpt["G_ema"])
+        z = torch.randn(4, G_nv.z_dim)
+        with torch.no_grad():
+            diff = (G_nv(z, None, truncation_psi=0.7, noise_mode="const") - ours(z, truncation_psi=0.7)).abs().max().item()
+        print(f"exported {name} (3 steps of `all`) in NVlabs' Generator: max|NVlabs - nada| = {diff:.2e}")
+
+
+if "--export" in sys.argv:
+    exported_into_nvlabs()

@@ -1,8 +1,12 @@
 """Which layers of G_train are trained: ONE table from W+ indices to modules, and the layer specs.
 
-Layers are named by module prefix in the rosinality layout: "input" (the learned constant),
-"conv1", "to_rgb1", "convs.N", "to_rgbs.N". A prefix trains every parameter under it (the
-convolution, its modulation affine, noise strength and bias).
+Layers are named by module prefix. StyleGAN2 (rosinality layout): "input" (the learned constant),
+"conv1", "to_rgb1", "convs.N", "to_rgbs.N". StyleGAN3 (NVlabs' names): "synthesis.input" (the
+Fourier features' affine), "synthesis.L0_36_512" ... and its last layer, the toRGB. A prefix trains
+every parameter under it (the convolution, its modulation affine, noise strength and bias).
+StyleGAN3 has no resolution blocks: each of its layers is a block of its own for `last:K` (its
+toRGB goes with the last one), and the official code's StyleGAN2 sets (`official`, `phase:`,
+`auto-official:`) are refused for it.
 
 The W+ index -> modules table is read off `G.ws_layout`, the same list that drives
 `Generator.synthesis`, and the tests check it against the forward pass by tagging each W+ slot.
@@ -33,9 +37,11 @@ import torch
 
 from nada_utils.errors import NadaError
 from nada_utils.models.stylegan2 import Generator
+from nada_utils.models.stylegan3 import StyleGAN3Generator
 
 PHASES = ("texture", "shape", "no_fine", "shape_expanded", "all")
 DYNAMIC_KINDS = ("auto", "auto-official", "gradnorm")
+STYLEGAN2_ONLY = ("official", "phase", "auto-official")  # the official code's sets, defined by StyleGAN2's layers
 
 
 def ws_index_table(G: Generator) -> dict[int, set[str]]:
@@ -46,12 +52,24 @@ def ws_index_table(G: Generator) -> dict[int, set[str]]:
     return table
 
 
-def is_torgb(name: str) -> bool:
+def is_sg3(G) -> bool:
+    return isinstance(G, StyleGAN3Generator)
+
+
+def is_torgb(name: str, G) -> bool:
+    """Whether a layer prefix of G is a toRGB layer (StyleGAN3's is the last layer of its synthesis network)."""
+    if is_sg3(G):
+        return name == G.ws_layout[-1][0]
     return name == "to_rgb1" or name.startswith("to_rgbs.")
 
 
 def synthesis_blocks(G: Generator) -> list[list[str]]:
-    """Module prefixes per resolution block, from 4x4 (input, conv1, to_rgb1) to img_resolution."""
+    """Module prefixes per block, from the first to the last: StyleGAN2's resolution blocks (4x4: input,
+    conv1, to_rgb1; then two convolutions and a toRGB each), StyleGAN3's layers one by one (the toRGB
+    with the last)."""
+    if is_sg3(G):
+        names = [name for name, _ in G.ws_layout]
+        return [[n] for n in names[:-2]] + [names[-2:]]
     blocks = [["input", "conv1", "to_rgb1"]]
     for b in range(len(G.to_rgbs)):
         blocks.append([f"convs.{2 * b}", f"convs.{2 * b + 1}", f"to_rgbs.{b}"])
@@ -60,7 +78,7 @@ def synthesis_blocks(G: Generator) -> list[list[str]]:
 
 def selectable_layers(G: Generator, *, include_torgb: bool) -> list[str]:
     """The modulated layers a dynamic strategy may pick, in forward order."""
-    return [name for name, _ in G.ws_layout if include_torgb or not is_torgb(name)]
+    return [name for name, _ in G.ws_layout if include_torgb or not is_torgb(name, G)]
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,9 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
     text = str(spec).strip()
     kind, sep, arg = text.partition(":")
     usage = "use all, official, last:K, phase:NAME, layers:NAME,NAME, auto:K, auto-official:K or gradnorm:K"
+    if kind in STYLEGAN2_ONLY and is_sg3(G):
+        raise NadaError(f"layer spec {text!r} is one of the official code's StyleGAN2 sets, which StyleGAN3 does not "
+                        f"have; for StyleGAN3 use all, last:K, layers:NAME,NAME, auto:K or gradnorm:K")
     if kind in ("all", "official") and not sep:
         return LayerSpec(kind)
     if kind in ("last", "auto", "auto-official", "gradnorm") and sep:
@@ -129,32 +150,34 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
 
 def module_prefixes(G: Generator) -> list[str]:
     """Every trainable unit of the synthesis network plus "mapping", in forward order."""
-    return ["mapping", "input"] + [name for name, _ in G.ws_layout]
+    constant = [] if is_sg3(G) else ["input"]  # StyleGAN3's input layer reads a W+ index: it is in ws_layout
+    return ["mapping", *constant] + [name for name, _ in G.ws_layout]
 
 
 def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False) -> list[str]:
     """The layers a non-dynamic spec trains, in forward order."""
-    n_convs = len(G.convs)
     if spec.kind == "all":
-        names = ["input", "conv1"] + [f"convs.{i}" for i in range(n_convs)]
+        names = [n for n in module_prefixes(G) if n != "mapping" and not is_torgb(n, G)]
     elif spec.kind == "official":
         return official_ws_layers(G)  # toRGB included, as the official recipe trains to_rgb1
     elif spec.kind == "last":
-        names = ["input"] if spec.k == len(synthesis_blocks(G)) else []
-        names += [n for block in synthesis_blocks(G)[-spec.k:] for n in block if n != "input" and not is_torgb(n)]
+        # StyleGAN2's constant trains with every block; StyleGAN3's input layer is a block of its own.
+        names = ["input"] if spec.k == len(synthesis_blocks(G)) and not is_sg3(G) else []
+        names += [n for block in synthesis_blocks(G)[-spec.k:] for n in block if n != "input" and not is_torgb(n, G)]
     elif spec.kind == "phase":
         # The reference's sets: the constant and conv1, plus a slice of convs.
         if spec.phase == "all":
             return module_prefixes(G)
         sl = {"texture": slice(2, 10), "shape": slice(0, 2), "no_fine": slice(0, 10), "shape_expanded": slice(0, 3)}[spec.phase]
-        names = ["input", "conv1"] + [f"convs.{i}" for i in range(n_convs)][sl]
+        names = ["input", "conv1"] + [f"convs.{i}" for i in range(len(G.convs))][sl]
     elif spec.kind == "layers":
         return [n for n in module_prefixes(G) if n in spec.names]
     else:
         raise ValueError(f"{spec} is chosen during training; use layers_for_ws_indices or top_layers_by_score")
     if include_torgb:
         # A block's toRGB trains when any convolution of that block does.
-        names += [block[2] for block in synthesis_blocks(G) if any(n in names for n in block[:2] if n != "input")]
+        names += [n for block in synthesis_blocks(G) if any(m in names for m in block if m != "input" and not is_torgb(m, G))
+                  for n in block if is_torgb(n, G)]
     order = module_prefixes(G)
     return sorted(set(names), key=order.index)
 
@@ -162,7 +185,7 @@ def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False)
 def layers_for_ws_indices(G: Generator, indices, *, include_torgb: bool = False) -> list[str]:
     """The layers that read any of the given W+ indices (auto:K's mapping), in forward order."""
     table = ws_index_table(G)
-    chosen = {name for i in indices for name in table[int(i)] if include_torgb or not is_torgb(name)}
+    chosen = {name for i in indices for name in table[int(i)] if include_torgb or not is_torgb(name, G)}
     return [n for n in module_prefixes(G) if n in chosen]
 
 
@@ -182,7 +205,8 @@ def official_layers_for_ws_indices(G: Generator, indices) -> list[str]:
 
 def parameters_of(G: Generator, layers) -> list[tuple[str, torch.nn.Parameter]]:
     """(name, parameter) pairs under the given layer prefixes ("mapping" means the `style` MLP)."""
-    prefixes = tuple(("style." if n == "mapping" else f"{n}.") for n in layers)
+    mapping = "mapping." if is_sg3(G) else "style."  # rosinality calls StyleGAN2's mapping network `style`
+    prefixes = tuple((mapping if n == "mapping" else f"{n}.") for n in layers)
     return [(name, p) for name, p in G.named_parameters() if name.startswith(prefixes)]
 
 

@@ -136,7 +136,8 @@ def cmd_bench(args) -> int:
         raise NadaError("--batch and --steps must be >= 1 and --warmup >= 0")
     clip = names(args.clip, "--clip")
     result = run_bench(size=args.size, batch=args.batch, clip=clip, layers=args.layers, device=args.device, fast=args.fast,
-                       steps=args.steps, warmup=args.warmup, log=(lambda _: None) if args.json else print)
+                       steps=args.steps, warmup=args.warmup, arch=args.generator_arch,
+                       log=(lambda _: None) if args.json else print)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0
 
@@ -215,7 +216,9 @@ def add_commands(sub) -> None:
     e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="time a training step at real model sizes (random weights) against the compute floor")
-    b.add_argument("--size", type=int, default=256, choices=[32, 64, 128, 256, 512, 1024], help="generator resolution (config-f)")
+    b.add_argument("--size", type=int, default=256, choices=[32, 64, 128, 256, 512, 1024], help="generator resolution")
+    b.add_argument("--generator-arch", default="sg2", choices=["sg2", "sg3-t", "sg3-r"],
+                   help="sg2: StyleGAN2 config F (default); sg3-t / sg3-r: StyleGAN3 configs T and R (NVlabs' settings)")
     b.add_argument("--batch", type=int, default=2)
     b.add_argument("--clip", default="ViT-B/32", help="CLIP architectures, comma-separated: ViT-B/32, ViT-B/16, ViT-L/14")
     b.add_argument("--layers", default="all", help="layer spec, as for train (auto:K also times the selection)")

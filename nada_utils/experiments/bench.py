@@ -1,6 +1,7 @@
 """Benchmark of the training step at real model sizes (random weights, so nothing is downloaded).
 
-`run_bench` builds the trainer's own setup from `random:SIZE` (a config-f StyleGAN2) and
+`run_bench` builds the trainer's own setup from `random:SIZE` (a config-f StyleGAN2; with `arch`
+"sg3-t" / "sg3-r", `random:sg3-t-SIZE`, a StyleGAN3 of config T or R) and
 `random:ViT-B/32`-style CLIPs, and times the trainer's own step (`training_step.forward_losses`,
 backward, Adam). It reports:
 - the median time of warm steps, and of the layer reselection of `auto:K` / `gradnorm:K` apart;
@@ -78,10 +79,14 @@ class MatmulProbe:
         return statistics.median(self.rates)
 
 
-def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: torch.device, fast: str):
+ARCHS = ("sg2", "sg3-t", "sg3-r")  # StyleGAN2 config F, StyleGAN3 configs T and R
+
+
+def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: torch.device, fast: str, arch: str = "sg2"):
     from nada_utils.adapt.config import make_config
 
-    return make_config(None, generator=f"random:{size}", clip_models=tuple(f"random:{m}" for m in clip),
+    generator = f"random:{size}" if arch == "sg2" else f"random:{arch}-{size}"
+    return make_config(None, generator=generator, clip_models=tuple(f"random:{m}" for m in clip),
                        clip_weights=(1.0,) * len(clip), layers=layers, batch=batch, device=str(device), fast=fast)
 
 
@@ -154,7 +159,7 @@ def estimate_step(cfg, *, checkpointing: bool = False) -> dict:
 
 
 def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-B/32",), layers: str = "all",
-              device: str = "auto", fast: str = "none", steps: int = 5, warmup: int = 2,
+              device: str = "auto", fast: str = "none", steps: int = 5, warmup: int = 2, arch: str = "sg2",
               log: Callable[[str], None] = print) -> dict:
     """Time, count and compare one configuration; returns a JSON-safe dict (see the module docstring)."""
     from nada_utils.adapt.selection import select_layers
@@ -164,11 +169,11 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
     if dev.type == "cpu":
         tune_cpu_allocator()
     fast_paths = parse_fast(fast, dev)
-    cfg = _config(size, batch, clip, layers, dev, fast)
-    result: dict = {"size": size, "batch": batch, "clip": list(clip), "layers": layers, "device": str(dev),
+    cfg = _config(size, batch, clip, layers, dev, fast, arch)
+    result: dict = {"arch": arch, "size": size, "batch": batch, "clip": list(clip), "layers": layers, "device": str(dev),
                     "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                     "threads": torch.get_num_threads(), "fast": list(fast_paths), "torch": torch.__version__}
-    log(f"counting FLOPs and memory on a meta twin ({size} px, batch {batch}, {'+'.join(clip)}) ...")
+    log(f"counting FLOPs and memory on a meta twin ({arch}, {size} px, batch {batch}, {'+'.join(clip)}) ...")
     plain = estimate_step(cfg)
     result["flops_per_step"] = plain["flops"]
     result["peak_memory_estimated"] = plain["peak_bytes_estimated"]
@@ -227,11 +232,14 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
     return result
 
 
+ARCH_NAMES = {"sg2": "StyleGAN2 config F", "sg3-t": "StyleGAN3-T", "sg3-r": "StyleGAN3-R"}
+
+
 def format_result(r: dict) -> str:
     """A few readable lines for the terminal."""
     gib = 2**30
     lines = [
-        f"{r['size']} px, batch {r['batch']}, CLIP {'+'.join(r['clip'])}, layers {r['layers']}, {r['device_name']} "
+        f"{ARCH_NAMES[r.get('arch', 'sg2')]}, {r['size']} px, batch {r['batch']}, CLIP {'+'.join(r['clip'])}, layers {r['layers']}, {r['device_name']} "
         f"({r['threads']} threads), fast paths: {', '.join(r['fast']) or 'none'}",
         f"step: {r['step_seconds']:.3f} s median of {len(r['step_seconds_all'])} warm steps",
         f"FLOPs per step: {r['flops_per_step'] / 1e12:.3f} TFLOP (plain path, dense ops)",
