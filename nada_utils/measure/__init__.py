@@ -1,6 +1,6 @@
 """How good is an adapted generator: metrics over held-out latents and the best-checkpoint rule
 (`evaluation`), dlib face descriptors (`face_descriptors`), ground truth by name (`ground_truth`),
-and the plots of runs and studies (`plots`). It scores generators; it never trains them.
+high-frequency and grid energy of images (`spectra`), and the plots of runs and studies (`plots`). It scores generators; it never trains them.
 
 May import: helpers, weights, models, mini_world
 """

@@ -1,4 +1,5 @@
-"""The networks and how to load them: StyleGAN2 (`stylegan2`, `generator_io`), CLIP (`clip_models`),
+"""The networks and how to load them: StyleGAN2 (`stylegan2`, `generator_io`), StyleGAN3
+(`stylegan3`, `stylegan3_ops`, `stylegan3_io`), CLIP (`clip_models`),
 seeded random stand-ins (`builtin_models`), IR-SE50 (`identity`), LPIPS-VGG (`lpips`), dlib's face
 alignment (`face_align`), and images from them (`rendering`, `blending`).
 
