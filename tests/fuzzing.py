@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 TIME_LIMIT_S = 10
-KINDS = ("generator_pt", "nvlabs_pkl", "clip_archive", "e4e", "ir_se50", "lpips_heads", "checkpoint", "png", "jpeg")
+KINDS = ("generator_pt", "nvlabs_pkl", "stylegan3_pkl", "stylegan3_pt", "clip_archive", "e4e", "ir_se50", "lpips_heads",
+         "checkpoint", "png", "jpeg")
 MUTATIONS = ("flip_bytes", "truncate", "pickle_opcode", "zip_remove_member", "zip_swap_members", "zip_mutate_member")
 
 
@@ -56,6 +57,12 @@ def make_seeds(folder: Path) -> Seeds:
     files["generator_pt"] = save_generator(G, folder / "generator.pt")
     (folder / "nvlabs.pkl").write_bytes(nvlabs_pickle_bytes(rosinality_to_nvlabs(G.state_dict(), G.w_avg), marker))
     files["nvlabs_pkl"] = folder / "nvlabs.pkl"
+    from nvlabs_sg3_fixtures import make_tiny_sg3, sg3_pickle_bytes, tiny_init_kwargs
+
+    G3 = make_tiny_sg3("R")
+    (folder / "stylegan3.pkl").write_bytes(sg3_pickle_bytes(G3, tiny_init_kwargs("R"), marker))
+    files["stylegan3_pkl"] = folder / "stylegan3.pkl"
+    files["stylegan3_pt"] = save_generator(G3, folder / "stylegan3.pt")
     clip_model = builtin_clip("random:tiny")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracing CLIP warns about data-dependent branches; harmless here
@@ -98,6 +105,8 @@ def load(kind: str, path: Path, seeds: Seeds) -> list:
     calls = {
         "generator_pt": [lambda: load_generator(path)],
         "nvlabs_pkl": [lambda: load_generator(path)],
+        "stylegan3_pkl": [lambda: load_generator(path)],
+        "stylegan3_pt": [lambda: load_generator(path)],
         "clip_archive": [lambda: load_clip(path)],
         "e4e": [lambda: load_e4e(path)],
         "ir_se50": [lambda: load_identity_loss(path)],

@@ -7,7 +7,7 @@ import os
 import torch
 from fuzzing import KINDS, MUTATIONS, run_cases, summary
 
-CASES = int(os.environ.get("NADA_FUZZ_CASES", 324))  # 6 rounds of every kind x every mutation
+CASES = int(os.environ.get("NADA_FUZZ_CASES", 396))  # 6 rounds of every kind x every mutation
 SEED = int(os.environ.get("NADA_FUZZ_SEED", 2026))
 
 
