@@ -23,25 +23,13 @@ import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path[:0] = [os.environ.get("SG3_NVLABS", "/tmp/sg3ref"), os.environ.get("SG3_DEPS", "/tmp/sg3deps"),
-                str(Path(__file__).resolve().parents[1])]
+                str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 from training import networks_stylegan3 as nv  # noqa: E402
 
 from nada_utils.models.stylegan3 import CONFIGS, StyleGAN3Generator, make_transform  # noqa: E402
+from nvlabs_sg3_fixtures import randomise  # noqa: E402  (the tests' helper: the same non-trivial weights)
 
 torch.manual_seed(0)
-
-
-def randomise(G):
-    """Every parameter and buffer non-trivial (fresh biases are 0, magnitude EMAs 1, the input affine 0)."""
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if name.endswith("bias") or "input.affine" in name:
-                p.add_(torch.randn_like(p) * 0.3)
-        for name, b in G.named_buffers():
-            if name.endswith("magnitude_ema"):
-                b.fill_(float(torch.rand([]) * 2 + 0.2))
-            if name.endswith("w_avg"):
-                b.copy_(torch.randn_like(b) * 0.2)
 
 
 LAYER_ATTRS = ["is_torgb", "is_critically_sampled", "use_fp16", "in_channels", "out_channels", "in_sampling_rate",

@@ -34,15 +34,22 @@ def make_tiny_sg3(cfg: str = "T", *, seed: int = 0, **kwargs) -> StyleGAN3Genera
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         G = StyleGAN3Generator(**{k: dict(v) if isinstance(v, dict) else v for k, v in init.items()})
-        with torch.no_grad():
-            for name, p in G.named_parameters():
-                if name.endswith("bias") or "input.affine" in name:
-                    p.add_(torch.randn_like(p) * 0.3)
-            for name, b in G.named_buffers():
-                if name.endswith("magnitude_ema"):
-                    b.fill_(float(torch.rand([]) * 2 + 0.2))
-            G.mapping.w_avg.copy_(torch.randn(G.w_dim) * 0.2)
+        randomise(G)
     return G.eval()
+
+
+@torch.no_grad()
+def randomise(G) -> None:
+    """Make every parameter and buffer of a StyleGAN3 (ours or NVlabs') non-trivial: fresh biases are 0,
+    magnitude EMAs 1, the input affine 0 and w_avg 0, which would hide mistakes in their handling."""
+    for name, p in G.named_parameters():
+        if name.endswith("bias") or "input.affine" in name:
+            p.add_(torch.randn_like(p) * 0.3)
+    for name, b in G.named_buffers():
+        if name.endswith("magnitude_ema"):
+            b.fill_(float(torch.rand([]) * 2 + 0.2))
+        if name.endswith("w_avg"):
+            b.copy_(torch.randn_like(b) * 0.2)
 
 
 class PersistentModule:

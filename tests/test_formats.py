@@ -185,3 +185,14 @@ def test_found_by_fuzzing_opaque_records_keep_dict_items_and_storage_sizes_are_b
     i = blob.rfind(b"K\x04")  # the declared element count, 4
     with pytest.raises(pickle.UnpicklingError, match="declares 8589934588 bytes"):
         _check_storage_size(blob[:i] + b"J\xff\xff\xff\x7f" + blob[i + 2:])
+
+
+@pytest.mark.parametrize("opcode", [b"\x95", b"\x8d", b"\x8e"])  # FRAME, BINUNICODE8, BINBYTES8
+def test_found_by_fuzzing_a_length_beyond_any_size_is_one_error(tmp_path, opcode):
+    """A damaged 8-byte length field makes the unpickler raise OverflowError: refused like any damage."""
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(b"\x80\x04" + opcode + b"\xff" * 8 + b".")
+    with pytest.raises(NadaError, match="not a readable NVlabs pickle"):
+        restricted_load(path)
+    with pytest.raises(NadaError):
+        load_generator(path)

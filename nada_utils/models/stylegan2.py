@@ -230,7 +230,43 @@ def style_mix(ws: torch.Tensor, ws_other: torch.Tensor, cutoff: int) -> torch.Te
     return torch.cat([ws[:, :cutoff], ws_other[:, cutoff:]], dim=1)
 
 
-class Generator(nn.Module):
+class MappedGenerator:
+    """What StyleGAN2's and StyleGAN3's generators share on top of their `mapping` and `synthesis`:
+    z to images with truncation and style mixing, and the mean w of random z. Both classes use it."""
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        *,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "const",
+        mix_z: torch.Tensor | None = None,
+        mix_cutoff: int | None = None,
+    ) -> torch.Tensor:
+        """z `[N, z_dim]` -> images `[N, 3, H, W]` in about [-1, 1]; `mix_z` styles indices >= `mix_cutoff`."""
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        if mix_z is not None:
+            if mix_cutoff is None:
+                raise ValueError("mix_z needs mix_cutoff, the first W+ index taken from mix_z")
+            ws = style_mix(ws, self.mapping(mix_z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff), mix_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode)
+
+    @torch.no_grad()
+    def estimate_w_avg(self, n: int = 4096, *, seed: int = 0) -> torch.Tensor:
+        """Mean w over `n` random z, for files that carry none (as rosinality's `mean_latent`; NVlabs
+        pickles carry their own `w_avg`)."""
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.z_dim, generator=gen).to(self.w_avg.device)
+        c = None
+        if self.c_dim:
+            labels = torch.randint(self.c_dim, (n,), generator=gen).to(z.device)
+            c = F.one_hot(labels, self.c_dim).to(z.dtype)
+        return self.mapping(z, c)[:, 0].mean(dim=0)
+
+
+class Generator(MappedGenerator, nn.Module):
     """StyleGAN2 generator (mapping + synthesis) in the rosinality parameter layout.
 
     Args:
@@ -389,36 +425,6 @@ class Generator(nn.Module):
         x = self.convs[2 * b](x, ws3[:, 0], noise_a)
         x = self.convs[2 * b + 1](x, ws3[:, 1], noise_b)
         return x, self.to_rgbs[b](x, ws3[:, 2], skip)
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        *,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        noise_mode: str = "const",
-        mix_z: torch.Tensor | None = None,
-        mix_cutoff: int | None = None,
-    ) -> torch.Tensor:
-        """z `[N, z_dim]` -> images `[N, 3, H, W]` in about [-1, 1]; `mix_z` styles indices >= `mix_cutoff`."""
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        if mix_z is not None:
-            if mix_cutoff is None:
-                raise ValueError("mix_z needs mix_cutoff, the first W+ index taken from mix_z")
-            ws = style_mix(ws, self.mapping(mix_z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff), mix_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
-
-    @torch.no_grad()
-    def estimate_w_avg(self, n: int = 4096, *, seed: int = 0) -> torch.Tensor:
-        """Mean w over `n` random z, for checkpoints that carry no `latent_avg` (as rosinality's `mean_latent`)."""
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.z_dim, generator=gen).to(self.w_avg.device)
-        c = None
-        if self.c_dim:
-            labels = torch.randint(self.c_dim, (n,), generator=gen).to(z.device)
-            c = F.one_hot(labels, self.c_dim).to(z.dtype)
-        return self.mapping(z, c)[:, 0].mean(dim=0)
 
 
 def z_from_seeds(seeds, z_dim: int) -> torch.Tensor:

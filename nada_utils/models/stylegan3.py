@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from nada_utils.models.stylegan2 import NOISE_MODES, style_mix
+from nada_utils.models.stylegan2 import NOISE_MODES, MappedGenerator
 from nada_utils.models.stylegan3_ops import design_lowpass_filter, filtered_lrelu, modulated_conv2d
 
 # What NVlabs' train.py sets on top of the constructor defaults for --cfg stylegan3-t / stylegan3-r
@@ -270,7 +270,7 @@ class SynthesisNetwork(nn.Module):
         return x * self.output_scale if self.output_scale != 1 else x
 
 
-class StyleGAN3Generator(nn.Module):
+class StyleGAN3Generator(MappedGenerator, nn.Module):
     """StyleGAN3 generator (mapping + synthesis), NVlabs' `training.networks_stylegan3.Generator` in plain PyTorch.
 
     Constructor arguments are NVlabs' (its SynthesisNetwork and SynthesisLayer keywords flattened in);
@@ -334,29 +334,6 @@ class StyleGAN3Generator(nn.Module):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         return []
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, *, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "const", mix_z: torch.Tensor | None = None,
-                mix_cutoff: int | None = None) -> torch.Tensor:
-        """z `[N, z_dim]` -> images `[N, 3, R, R]` in about [-1, 1]; `mix_z` styles W+ indices >= `mix_cutoff`."""
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        if mix_z is not None:
-            if mix_cutoff is None:
-                raise ValueError("mix_z needs mix_cutoff, the first W+ index taken from mix_z")
-            ws_mix = self.mapping(mix_z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-            ws = style_mix(ws, ws_mix, mix_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
-
-    @torch.no_grad()
-    def estimate_w_avg(self, n: int = 4096, *, seed: int = 0) -> torch.Tensor:
-        """Mean w over `n` random z (NVlabs pickles carry their own `w_avg`; this is for generators built from scratch)."""
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.z_dim, generator=gen).to(self.w_avg.device)
-        c = None
-        if self.c_dim:
-            labels = torch.randint(self.c_dim, (n,), generator=gen).to(z.device)
-            c = F.one_hot(labels, self.c_dim).to(z.dtype)
-        return self.mapping(z, c)[:, 0].mean(dim=0)
 
 
 def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle: float = 0.0) -> torch.Tensor:

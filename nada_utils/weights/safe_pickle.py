@@ -311,7 +311,8 @@ def restricted_load(path) -> object:
     except FileNotFoundError:
         raise NadaError(f"file not found: {path}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, ImportError, UnicodeDecodeError, MemoryError) as e:
+            RuntimeError, ImportError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+        # OverflowError: a damaged length field (FRAME, BINUNICODE, BINBYTES) larger than any size.
         raise NadaError(f"{path} is not a readable NVlabs pickle ({type(e).__name__}: {e}); "
                         f"re-download it or check that it is the right file") from None
 
