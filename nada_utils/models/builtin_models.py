@@ -64,24 +64,24 @@ def builtin_clip(name: str):
     raise NadaError(f"unknown built-in CLIP {name!r}; use random:tiny or random:MODEL with MODEL one of {', '.join(REAL_CLIPS)}")
 
 
-def random_generator(img_resolution: int, *, channel_multiplier: int = 2, channel_max: int = 512, n_mlp: int = 8,
-                     w_dim: int = 512, seed: int = 0) -> Generator:
-    """A generator with seeded random weights, for benchmarks and smoke tests of any size."""
+def _seeded(build, seed: int):
+    """The generator `build()` makes under `seed` (the caller's RNG untouched), its w_avg estimated, frozen."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        G = Generator(img_resolution, w_dim=w_dim, n_mlp=n_mlp,
-                      channels=default_channels(img_resolution, channel_multiplier, channel_max))
+        G = build()
         G.w_avg.copy_(G.estimate_w_avg(1024))
     G.w_avg_source = "estimated from 1024 random z"
     return G.eval().requires_grad_(False)
+
+
+def random_generator(img_resolution: int, *, channel_multiplier: int = 2, channel_max: int = 512, n_mlp: int = 8,
+                     w_dim: int = 512, seed: int = 0) -> Generator:
+    """A generator with seeded random weights, for benchmarks and smoke tests of any size."""
+    return _seeded(lambda: Generator(img_resolution, w_dim=w_dim, n_mlp=n_mlp,
+                                     channels=default_channels(img_resolution, channel_multiplier, channel_max)), seed)
 
 
 def random_stylegan3(config: str, img_resolution: int, *, seed: int = 0, **overrides) -> StyleGAN3Generator:
     """A StyleGAN3 generator of config "T" or "R" with seeded random weights (w_avg estimated from 1024 z)."""
     arch = {**SG3_CONFIGS[config], **overrides}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        G = StyleGAN3Generator(img_resolution=img_resolution, **arch)
-        G.w_avg.copy_(G.estimate_w_avg(1024))
-    G.w_avg_source = "estimated from 1024 random z"
-    return G.eval().requires_grad_(False)
+    return _seeded(lambda: StyleGAN3Generator(img_resolution=img_resolution, **arch), seed)

@@ -56,49 +56,28 @@ _TF_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
 _SG3_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 
 
+def _pickle(name: str, filename: str, kind: str, url: str, description: str, notes: str) -> WeightSpec:
+    """An NVlabs pickle on a public server, whose size and checksum are not recorded."""
+    return WeightSpec(name=name, filename=filename, kind=kind, gdrive_id=None, url=url, size=None, sha256=None,
+                      description=description, notes=notes)
+
+
 def _ada(name: str, filename: str, description: str, notes: str = "") -> WeightSpec:
     # StyleGAN2-ADA pickles embed their own source; the loader must unpickle them restrictedly.
-    return WeightSpec(
-        name=name,
-        filename=filename,
-        kind="generator-nvlabs-pkl",
-        gdrive_id=None,
-        url=_ADA_BASE + filename,
-        size=None,
-        sha256=None,
-        description=description,
-        notes=notes or "NVlabs StyleGAN2-ADA PyTorch pickle; size and checksum not recorded.",
-    )
+    return _pickle(name, filename, "generator-nvlabs-pkl", _ADA_BASE + filename, description,
+                   notes or "NVlabs StyleGAN2-ADA PyTorch pickle; size and checksum not recorded.")
 
 
 def _tf(name: str, filename: str, description: str, notes: str) -> WeightSpec:
-    return WeightSpec(
-        name=name,
-        filename=filename,
-        kind="generator-tf-pkl",
-        gdrive_id=None,
-        url=_TF_BASE + filename,
-        size=None,
-        sha256=None,
-        description=description,
-        notes=notes,
-    )
+    return _pickle(name, filename, "generator-tf-pkl", _TF_BASE + filename, description, notes)
 
 
 def _sg3(cfg: str, dataset: str, resolution: int, description: str) -> WeightSpec:
     # Same snapshot container as StyleGAN2-ADA (G_ema of persistent classes); models.stylegan3_io loads it.
     filename = f"stylegan3-{cfg}-{dataset}-{resolution}x{resolution}.pkl"
-    return WeightSpec(
-        name=f"stylegan3-{cfg}-{dataset}",
-        filename=filename,
-        kind="generator-nvlabs-pkl",
-        gdrive_id=None,
-        url=_SG3_BASE + filename,
-        size=None,
-        sha256=None,
-        description=f"StyleGAN3-{cfg.upper()} {description} {resolution}x{resolution}",
-        notes="NVlabs StyleGAN3 pickle (NGC); size and checksum not published, so not recorded.",
-    )
+    return _pickle(f"stylegan3-{cfg}-{dataset}", filename, "generator-nvlabs-pkl", _SG3_BASE + filename,
+                   f"StyleGAN3-{cfg.upper()} {description} {resolution}x{resolution}",
+                   "NVlabs StyleGAN3 pickle (NGC); size and checksum not published, so not recorded.")
 
 
 _ENTRIES = [
