@@ -17,6 +17,7 @@ import torch
 from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_torch_save
 from nada_utils.models.builtin_models import builtin_generator, is_builtin
+from nada_utils.models.state_loading import load_state_strictly
 from nada_utils.models.stylegan2 import Generator
 from nada_utils.models.stylegan3 import StyleGAN3Generator
 from nada_utils.models.stylegan3_io import (
@@ -68,19 +69,7 @@ def generator_from_state_dict(sd: dict[str, torch.Tensor], *, w_avg: torch.Tenso
         G = Generator(**arch)
     except (ValueError, TypeError) as e:
         raise NadaError(f"{source}: unsupported generator architecture ({e})") from None
-    expected = set(G.state_dict())
-    missing = sorted(expected - set(sd))
-    unexpected = sorted(set(sd) - expected)
-    missing = [k for k in missing if not k.endswith((".blur.kernel", ".upsample.kernel"))]
-    if missing or unexpected:
-        parts = ([f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})"] if missing else []) + \
-                ([f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})"] if unexpected else [])
-        raise NadaError(f"{source} does not match the StyleGAN2 layout: {'; '.join(parts)}")
-    try:
-        G.load_state_dict(sd, strict=False)
-    except RuntimeError as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
-        raise NadaError(f"{source} has tensors of the wrong shape: {first}") from None
+    load_state_strictly(G, sd, source=source, layout="the StyleGAN2 layout", derived=(".blur.kernel", ".upsample.kernel"))
     with torch.no_grad():
         if w_avg is not None:
             if w_avg.numel() != G.w_dim:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nada_utils.errors import NadaError
+from nada_utils.models.state_loading import load_state_strictly
 from nada_utils.models.stylegan3 import StyleGAN3Generator, synthesis_layout
 from nada_utils.weights.formats import nvlabs_g_ema, nvlabs_module_state, nvlabs_modules
 from nada_utils.weights.safe_pickle import PersistentObject
@@ -158,17 +159,8 @@ def stylegan3_from_state_dict(sd: dict[str, torch.Tensor], arch: dict, *, source
     if G is None:
         raise NadaError(f"{source}: its layers do not match the ones its architecture gives ({', '.join(names[:3])}, ...); "
                         f"the file is damaged or its architecture was edited")
-    expected = set(G.state_dict())
-    missing, unexpected = sorted(expected - set(sd)), sorted(set(sd) - expected)
-    if missing or unexpected:
-        parts = ([f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})"] if missing else []) + \
-                ([f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})"] if unexpected else [])
-        raise NadaError(f"{source} does not match the StyleGAN3 layout its architecture gives: {'; '.join(parts)}")
-    try:
-        G.load_state_dict({k: v.detach().to(torch.float32) for k, v in sd.items()}, strict=True)
-    except RuntimeError as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
-        raise NadaError(f"{source} has tensors of the wrong shape: {first}") from None
+    load_state_strictly(G, {k: v.detach().to(torch.float32) for k, v in sd.items()}, source=source,
+                        layout="the StyleGAN3 layout its architecture gives")
     G.w_avg_source = "checkpoint"  # mapping.w_avg is part of the state dict
     return G.eval().requires_grad_(False)
 
