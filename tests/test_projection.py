@@ -47,6 +47,14 @@ def test_w_latent_is_one_w_repeated(G):
     assert torch.equal(result.ws[:, 0], result.ws[:, -1])
 
 
+def test_a_stylegan3_without_noise_inputs_is_projected():
+    G = load_generator("random:sg3-t-tiny")  # found by running inversion.ipynb on one: it indexed the empty noise list
+    with torch.no_grad():
+        target = G(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)))
+    result = project(G, target, steps=20, latent="w+")
+    assert result.noise == [] and result.losses[-1] < result.losses[0]
+
+
 def test_bad_inputs(G):
     with pytest.raises(NadaError, match="needs \\(3, 16, 16\\).*load_image"):
         project(G, torch.zeros(3, 32, 32), steps=1)

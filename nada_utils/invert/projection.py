@@ -140,7 +140,7 @@ def project(G, target: torch.Tensor, *, steps: int = 500, latent: str = "w", lr:
         if target_features is not None:
             features = F.normalize(clip_model.encode_image(clip_preprocess(image, size)).float(), dim=-1)
             loss = loss + clip_weight * (1 - (features * target_features).sum(-1)).mean()
-        total = loss + noise_weight * _noise_regulariser(noise)
+        total = loss + noise_weight * _noise_regulariser(noise) if noise else loss  # a StyleGAN3 has no noise maps
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
