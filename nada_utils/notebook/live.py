@@ -20,7 +20,7 @@ from nada_utils.notebook.session import Session, fast_mode
 class RunResult:
     name: str
     run_dir: Path
-    generator: Path  # the adapted generator, rosinality .pt
+    generator: Path  # the adapted generator: rosinality .pt (StyleGAN2), NVlabs names + arch (StyleGAN3)
 
 
 def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = True) -> RunResult:
@@ -116,9 +116,15 @@ def export_generator(run: RunResult, session: Session, *, download: bool = False
     """Copy the adapted generator to `exports/NAME.pt` (on Drive when mirrored); in Colab, optionally download it."""
     from nada_utils.fileio import copy_atomic
 
+    import torch
+
+    from nada_utils.models.stylegan3_io import is_stylegan3_checkpoint
+
     dest = copy_atomic(run.generator, session.exports / f"{run.name}.pt")
     print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB): load_generator('{dest}'), or "
           f"python -m nada_utils generate --checkpoint {dest} --out images/")
+    if is_stylegan3_checkpoint(torch.load(dest, map_location="cpu", weights_only=True, mmap=True)):
+        print("  a StyleGAN3: NVlabs' Generator(**ckpt['nada']['arch']) loads ckpt['G_ema'] (docs/STYLEGAN3.md)")
     if download and session.in_colab:
         from google.colab import files
 
