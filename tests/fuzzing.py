@@ -218,6 +218,16 @@ def _alarm(signum, frame):
     raise _TimeLimit()
 
 
+def _caused_by(error: BaseException, kind: type) -> bool:
+    """Whether `error` was raised while handling a `kind` (raise ... from None keeps `__context__`)."""
+    seen = error.__context__
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def run_case(kind: str, mutation: str, rng: random.Random, seeds: Seeds, work: Path) -> Outcome:
     """Mutate the seed of `kind`, load it, and judge the result."""
     from nada_utils.errors import NadaError
@@ -238,6 +248,8 @@ def run_case(kind: str, mutation: str, rng: random.Random, seeds: Seeds, work: P
         result, detail = "refused", str(e)
         if "\n" in detail:
             result, detail = "FAILED", f"NadaError of several lines: {detail!r}"
+        if _caused_by(e, MemoryError):  # refused, but only because an address-space limit stopped a huge allocation
+            result, detail = "FAILED", f"a loader tried to allocate past the memory limit: {detail}"
     except _TimeLimit:
         result, detail = "FAILED", f"no answer within {TIME_LIMIT_S} s"
     except BaseException as e:  # noqa: BLE001 - anything but NadaError is the bug this looks for

@@ -196,3 +196,25 @@ def test_found_by_fuzzing_a_length_beyond_any_size_is_one_error(tmp_path, opcode
         restricted_load(path)
     with pytest.raises(NadaError):
         load_generator(path)
+
+
+def test_found_by_fuzzing_a_memo_index_beyond_the_opcodes_is_refused_before_unpickling(tmp_path):
+    """A damaged LONG_BINPUT index made CPython's unpickler allocate a memo array of 25 GB (the OOM killer
+    ended CI). Here an index of 1e8 (under a GB if it got through, so a regression fails instead of crashing)."""
+    import struct
+    import zipfile
+
+    from nada_utils.weights.safe_pickle import torchscript_tensors
+
+    damaged = b"\x80\x02N" + b"r" + struct.pack("<I", 10**8) + b"."  # None, memo[1e8] = None
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(damaged)
+    with pytest.raises(NadaError, match="not a readable NVlabs pickle.*memo index 100000000"):
+        restricted_load(path)
+    archive = tmp_path / "clip.pt"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("clip/data.pkl", damaged)
+    with pytest.raises(NadaError, match="TorchScript archive but cannot be read.*memo index"):
+        torchscript_tensors(archive)
+    path.write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 0) + b".")  # index 0: what writers write
+    assert restricted_load(path) is None

@@ -19,7 +19,9 @@ import builtins
 import codecs
 import collections
 import io
+import os
 import pickle
+import pickletools
 import zipfile
 
 import torch
@@ -231,6 +233,39 @@ _ARCHIVE_GLOBALS = {("torch.jit._pickle", "restore_type_tag"): _restore_type_tag
                        for kind in ("int", "double", "bool", "tensor")}}
 
 
+class _Bounded:
+    """A reader that never asks for more than the `size` bytes that remain: a damaged length field
+    (BINBYTES8 and the like) cannot make a read allocate gigabytes."""
+
+    def __init__(self, file, size: int):
+        self._file, self._left = file, size
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._file.read(self._left if n < 0 else min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def readline(self) -> bytes:
+        line = self._file.readline(self._left)
+        self._left -= len(line)
+        return line
+
+
+def check_pickle(file, size: int) -> None:
+    """Refuse a damaged pickle of `size` bytes that would make an unpickler allocate gigabytes, before one sees it.
+
+    CPython's C unpickler sizes its memo array by the largest index it is given: one damaged LONG_BINPUT
+    (fuzzing found an index of 1.6e9 in a TorchScript archive) makes it allocate and zero some 25 GB
+    before anything fails, and the OOM killer ends the process. Pickle writers (Python's, TorchScript's)
+    number memo entries 0, 1, 2...: an index can never exceed the count of opcodes before it. A length
+    field beyond the bytes that remain ends the scan as a short read (ValueError).
+    Reads `file` to the pickle's STOP; raises pickle.UnpicklingError or ValueError.
+    """
+    for count, (opcode, arg, _) in enumerate(pickletools.genops(_Bounded(file, size))):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
+            raise pickle.UnpicklingError(f"memo index {arg} at opcode {count}: the pickle is damaged")
+
+
 class _ArchiveUnpickler(RestrictedUnpickler):
     """Reads a TorchScript archive's `data.pkl`: tensors come from the zip's `data/` members.
 
@@ -287,8 +322,11 @@ def torchscript_tensors(path) -> dict[str, torch.Tensor]:
             data = next((n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")), None)
             if data is None:
                 raise pickle.UnpicklingError("no data.pkl")
-            with archive.open(data) as f:
-                root = _ArchiveUnpickler(f, archive, data.split("/")[0]).load()
+            if archive.getinfo(data).file_size > 2**30:  # the module tree without its tensors: kilobytes
+                raise pickle.UnpicklingError(f"{data} claims {archive.getinfo(data).file_size} bytes")
+            pkl = archive.read(data)
+            check_pickle(io.BytesIO(pkl), len(pkl))
+            root = _ArchiveUnpickler(io.BytesIO(pkl), archive, data.split("/")[0]).load()
     except Exception as e:  # noqa: BLE001 - damaged bytes raise anything here (UnicodeDecodeError, ...): one line
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise NadaError(f"{path} looks like a TorchScript archive but cannot be read ({type(e).__name__}: {first}); "
@@ -307,6 +345,8 @@ def restricted_load(path) -> object:
     """Unpickle `path` without executing anything from it. Raises NadaError on any malformed file."""
     try:
         with open(path, "rb") as f:
+            check_pickle(f, os.fstat(f.fileno()).st_size)
+            f.seek(0)
             return RestrictedUnpickler(f).load()
     except FileNotFoundError:
         raise NadaError(f"file not found: {path}") from None
