@@ -218,3 +218,14 @@ def test_found_by_fuzzing_a_memo_index_beyond_the_opcodes_is_refused_before_unpi
         torchscript_tensors(archive)
     path.write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 0) + b".")  # index 0: what writers write
     assert restricted_load(path) is None
+
+
+def test_a_damaged_memo_index_in_a_nested_storage_blob_is_refused(tmp_path):
+    """NVlabs pickles carry each tensor's storage as a legacy torch.save blob: its header pickles are read
+    by an unpickler of ours too, so the same memo check guards them (the last case 10,000 fuzz cases found)."""
+    import struct
+
+    from nada_utils.weights.safe_pickle import _check_storage_size
+
+    with pytest.raises(pickle.UnpicklingError, match="memo index 100000000"):
+        _check_storage_size(b"\x80\x02N" + b"r" + struct.pack("<I", 10**8) + b".")

@@ -105,10 +105,12 @@ def _check_storage_size(b: bytes) -> None:
     # torch.load allocates a legacy blob's storage at the size its header declares, before reading the
     # data: a damaged size would allocate gigabytes. The data must be in the blob, so its size bounds it.
     f = io.BytesIO(b)
-    for _ in range(3):  # magic number, protocol version, system info: plain values
-        _StorageSizes(f).load()
-    sizes = _StorageSizes(f)
-    sizes.load()
+    for _ in range(4):  # magic number, protocol version, system info (plain values), then the storages
+        start = f.tell()
+        check_pickle(f, len(b) - start)  # its memo too: the last case fuzzing found
+        f.seek(start)
+        sizes = _StorageSizes(f)
+        sizes.load()
     if sizes.declared > len(b):
         raise pickle.UnpicklingError(f"a tensor storage declares {sizes.declared} bytes in a blob of {len(b)}")
 
