@@ -114,10 +114,9 @@ def show_evaluation(run: RunResult) -> dict:
 
 def export_generator(run: RunResult, session: Session, *, download: bool = False) -> Path:
     """Copy the adapted generator to `exports/NAME.pt` (on Drive when mirrored); in Colab, optionally download it."""
-    from nada_utils.fileio import copy_atomic
-
     import torch
 
+    from nada_utils.fileio import copy_atomic
     from nada_utils.models.stylegan3_io import is_stylegan3_checkpoint
 
     dest = copy_atomic(run.generator, session.exports / f"{run.name}.pt")
