@@ -19,7 +19,6 @@ from nada_utils.adapt.freezing import (
     selectable_layers,
     set_trainable,
     static_layers,
-    synthesis_blocks,
     ws_index_table,
 )
 from nada_utils.adapt.run_dir import read_jsonl
@@ -42,11 +41,11 @@ def names(G):
 
 def test_last_k_counts_layers_and_leaves_the_torgb_frozen(G):
     layers = names(G)  # synthesis.input, L0 ... L{n-1}, the toRGB L{n}
-    assert synthesis_blocks(G)[-1] == layers[-2:] and len(synthesis_blocks(G)) == len(layers) - 1
+    assert G.synthesis_blocks()[-1] == layers[-2:] and len(G.synthesis_blocks()) == len(layers) - 1
     assert static_layers(parse_layer_spec("last:1", G), G) == [layers[-2]]
     assert static_layers(parse_layer_spec("last:1", G), G, include_torgb=True) == layers[-2:]
     assert static_layers(parse_layer_spec("last:3", G), G) == layers[-4:-1]
-    every = len(synthesis_blocks(G))
+    every = len(G.synthesis_blocks())
     assert static_layers(parse_layer_spec(f"last:{every}", G), G) == layers[:-1]
     assert static_layers(parse_layer_spec("all", G), G) == layers[:-1]  # the input layer too, never the toRGB
     assert selectable_layers(G, include_torgb=False) == layers[:-1]

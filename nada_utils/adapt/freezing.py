@@ -37,7 +37,6 @@ import torch
 
 from nada_utils.errors import NadaError
 from nada_utils.models.stylegan2 import Generator
-from nada_utils.models.stylegan3 import StyleGAN3Generator
 
 PHASES = ("texture", "shape", "no_fine", "shape_expanded", "all")
 DYNAMIC_KINDS = ("auto", "auto-official", "gradnorm")
@@ -52,33 +51,9 @@ def ws_index_table(G: Generator) -> dict[int, set[str]]:
     return table
 
 
-def is_sg3(G) -> bool:
-    return isinstance(G, StyleGAN3Generator)
-
-
-def is_torgb(name: str, G) -> bool:
-    """Whether a layer prefix of G is a toRGB layer (StyleGAN3's is the last layer of its synthesis network)."""
-    if is_sg3(G):
-        return name == G.ws_layout[-1][0]
-    return name == "to_rgb1" or name.startswith("to_rgbs.")
-
-
-def synthesis_blocks(G: Generator) -> list[list[str]]:
-    """Module prefixes per block, from the first to the last: StyleGAN2's resolution blocks (4x4: input,
-    conv1, to_rgb1; then two convolutions and a toRGB each), StyleGAN3's layers one by one (the toRGB
-    with the last)."""
-    if is_sg3(G):
-        names = [name for name, _ in G.ws_layout]
-        return [[n] for n in names[:-2]] + [names[-2:]]
-    blocks = [["input", "conv1", "to_rgb1"]]
-    for b in range(len(G.to_rgbs)):
-        blocks.append([f"convs.{2 * b}", f"convs.{2 * b + 1}", f"to_rgbs.{b}"])
-    return blocks
-
-
 def selectable_layers(G: Generator, *, include_torgb: bool) -> list[str]:
     """The modulated layers a dynamic strategy may pick, in forward order."""
-    return [name for name, _ in G.ws_layout if include_torgb or not is_torgb(name, G)]
+    return [name for name, _ in G.ws_layout if include_torgb or not G.is_torgb(name)]
 
 
 @dataclass(frozen=True)
@@ -108,7 +83,7 @@ class LayerSpec:
 
 def _k_range(kind: str, G: Generator, include_torgb: bool) -> int:
     if kind == "last":
-        return len(synthesis_blocks(G))
+        return len(G.synthesis_blocks())
     if kind in ("auto", "auto-official"):
         return G.num_ws
     return len(selectable_layers(G, include_torgb=include_torgb))
@@ -119,7 +94,7 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
     text = str(spec).strip()
     kind, sep, arg = text.partition(":")
     usage = "use all, official, last:K, phase:NAME, layers:NAME,NAME, auto:K, auto-official:K or gradnorm:K"
-    if kind in STYLEGAN2_ONLY and is_sg3(G):
+    if kind in STYLEGAN2_ONLY and not G.has_official_layer_sets:
         raise NadaError(f"layer spec {text!r} is one of the official code's StyleGAN2 sets, which StyleGAN3 does not "
                         f"have; for StyleGAN3 use all, last:K, layers:NAME,NAME, auto:K or gradnorm:K")
     if kind in ("all", "official") and not sep:
@@ -150,20 +125,20 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
 
 def module_prefixes(G: Generator) -> list[str]:
     """Every trainable unit of the synthesis network plus "mapping", in forward order."""
-    constant = [] if is_sg3(G) else ["input"]  # StyleGAN3's input layer reads a W+ index: it is in ws_layout
-    return ["mapping", *constant] + [name for name, _ in G.ws_layout]
+    return ["mapping", *G.constant_layers] + [name for name, _ in G.ws_layout]
 
 
 def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False) -> list[str]:
     """The layers a non-dynamic spec trains, in forward order."""
     if spec.kind == "all":
-        names = [n for n in module_prefixes(G) if n != "mapping" and not is_torgb(n, G)]
+        names = [n for n in module_prefixes(G) if n != "mapping" and not G.is_torgb(n)]
     elif spec.kind == "official":
         return official_ws_layers(G)  # toRGB included, as the official recipe trains to_rgb1
     elif spec.kind == "last":
-        # StyleGAN2's constant trains with every block; StyleGAN3's input layer is a block of its own.
-        names = ["input"] if spec.k == len(synthesis_blocks(G)) and not is_sg3(G) else []
-        names += [n for block in synthesis_blocks(G)[-spec.k:] for n in block if n != "input" and not is_torgb(n, G)]
+        # StyleGAN2's constant trains only with every block; StyleGAN3 has none (its input layer is a block).
+        blocks = G.synthesis_blocks()
+        names = list(G.constant_layers) if spec.k == len(blocks) else []
+        names += [n for block in blocks[-spec.k:] for n in block if n not in G.constant_layers and not G.is_torgb(n)]
     elif spec.kind == "phase":
         # The reference's sets: the constant and conv1, plus a slice of convs.
         if spec.phase == "all":
@@ -176,8 +151,8 @@ def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False)
         raise ValueError(f"{spec} is chosen during training; use layers_for_ws_indices or top_layers_by_score")
     if include_torgb:
         # A block's toRGB trains when any convolution of that block does.
-        names += [n for block in synthesis_blocks(G) if any(m in names for m in block if m != "input" and not is_torgb(m, G))
-                  for n in block if is_torgb(n, G)]
+        names += [n for block in G.synthesis_blocks() if any(m in names for m in block if m not in G.constant_layers and not G.is_torgb(m))
+                  for n in block if G.is_torgb(n)]
     order = module_prefixes(G)
     return sorted(set(names), key=order.index)
 
@@ -185,7 +160,7 @@ def static_layers(spec: LayerSpec, G: Generator, *, include_torgb: bool = False)
 def layers_for_ws_indices(G: Generator, indices, *, include_torgb: bool = False) -> list[str]:
     """The layers that read any of the given W+ indices (auto:K's mapping), in forward order."""
     table = ws_index_table(G)
-    chosen = {name for i in indices for name in table[int(i)] if include_torgb or not is_torgb(name, G)}
+    chosen = {name for i in indices for name in table[int(i)] if include_torgb or not G.is_torgb(name)}
     return [n for n in module_prefixes(G) if n in chosen]
 
 
@@ -204,9 +179,8 @@ def official_layers_for_ws_indices(G: Generator, indices) -> list[str]:
 
 
 def parameters_of(G: Generator, layers) -> list[tuple[str, torch.nn.Parameter]]:
-    """(name, parameter) pairs under the given layer prefixes ("mapping" means the `style` MLP)."""
-    mapping = "mapping." if is_sg3(G) else "style."  # rosinality calls StyleGAN2's mapping network `style`
-    prefixes = tuple((mapping if n == "mapping" else f"{n}.") for n in layers)
+    """(name, parameter) pairs under the given layer prefixes ("mapping" means the mapping network, `G.mapping_prefix`)."""
+    prefixes = tuple((G.mapping_prefix if n == "mapping" else f"{n}.") for n in layers)
     return [(name, p) for name, p in G.named_parameters() if name.startswith(prefixes)]
 
 

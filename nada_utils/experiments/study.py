@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from nada_utils.adapt.config import TrainConfig
-from nada_utils.adapt.freezing import PHASES, is_sg3, synthesis_blocks
+from nada_utils.adapt.freezing import PHASES
 from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, read_evals, read_log, run_exists
 from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_write_text, copy_atomic
@@ -31,8 +31,8 @@ EVAL_METRICS = ("clip_gain", "directional", "structure_clip")
 def default_strategies(G, *, fast: bool = False) -> list[str]:
     """last:K for every K, the reference's phases, all, auto:K and gradnorm:K; `fast`: one of each kind.
     StyleGAN3 has no phases (they are the official code's StyleGAN2 sets)."""
-    blocks = len(synthesis_blocks(G))
-    phases = [] if is_sg3(G) else [f"phase:{p}" for p in PHASES if p != "all"]
+    blocks = len(G.synthesis_blocks())
+    phases = [f"phase:{p}" for p in PHASES if p != "all"] if G.has_official_layer_sets else []
     if fast:
         return ["last:1", "last:2", *phases[:1], "all", "auto:2", "gradnorm:2"]
     ks = [k for k in (2, 4, 8) if k <= G.num_ws]

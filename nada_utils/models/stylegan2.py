@@ -348,6 +348,23 @@ class Generator(MappedGenerator, nn.Module):
         for b in range(len(self.to_rgbs)):
             self.ws_layout += [(f"convs.{2 * b}", 2 * b + 1), (f"convs.{2 * b + 1}", 2 * b + 2), (f"to_rgbs.{b}", 2 * b + 3)]
 
+    # The layer facts that adapt/freezing.py reads; StyleGAN3Generator states its own.
+    mapping_prefix = "style."  # rosinality's name for the mapping network's parameters
+    constant_layers = ("input",)  # the learned 4x4 constant: trainable, but it reads no W+ index
+    has_official_layer_sets = True  # the official code's sets (official, phase:, auto-official:) are defined on these layers
+
+    def is_torgb(self, name: str) -> bool:
+        """Whether a layer prefix names a toRGB layer."""
+        return name == "to_rgb1" or name.startswith("to_rgbs.")
+
+    def synthesis_blocks(self) -> list[list[str]]:
+        """Module prefixes per resolution block, first to last: 4x4 (input, conv1, to_rgb1), then two
+        convolutions and a toRGB each."""
+        blocks = [["input", "conv1", "to_rgb1"]]
+        for b in range(len(self.to_rgbs)):
+            blocks.append([f"convs.{2 * b}", f"convs.{2 * b + 1}", f"to_rgbs.{b}"])
+        return blocks
+
     @property
     def arch(self) -> dict:
         """Constructor arguments that rebuild this architecture (plain types, JSON-safe)."""

@@ -302,6 +302,20 @@ class StyleGAN3Generator(MappedGenerator, nn.Module):
         self.ws_layout = [(f"synthesis.{name}", index) for name, index in self.synthesis.ws_layout]
         self.num_noises = 0  # no noise inputs; make_noise gives an empty list
 
+    # The layer facts that adapt/freezing.py reads (StyleGAN2's Generator states its own).
+    mapping_prefix = "mapping."
+    constant_layers = ()  # no constant: the input layer reads W+ index 0, so it is in ws_layout
+    has_official_layer_sets = False  # the official code's sets are defined by StyleGAN2's layers
+
+    def is_torgb(self, name: str) -> bool:
+        """Whether a layer prefix names the toRGB: the synthesis network's last layer."""
+        return name == self.ws_layout[-1][0]
+
+    def synthesis_blocks(self) -> list[list[str]]:
+        """No resolution blocks: each layer is a block of its own, the toRGB with the last one."""
+        names = [name for name, _ in self.ws_layout]
+        return [[n] for n in names[:-2]] + [names[-2:]]
+
     @property
     def arch(self) -> dict:
         """Constructor arguments that rebuild this architecture (plain types, JSON-safe)."""
