@@ -19,7 +19,6 @@ import builtins
 import codecs
 import collections
 import io
-import os
 import pickle
 import pickletools
 import zipfile
@@ -106,9 +105,7 @@ def _check_storage_size(b: bytes) -> None:
     # data: a damaged size would allocate gigabytes. The data must be in the blob, so its size bounds it.
     f = io.BytesIO(b)
     for _ in range(4):  # magic number, protocol version, system info (plain values), then the storages
-        start = f.tell()
-        check_pickle(f, len(b) - start)  # its memo too: the last case fuzzing found
-        f.seek(start)
+        check_pickle(f)  # its memo too: the last case fuzzing found
         sizes = _StorageSizes(f)
         sizes.load()
     if sizes.declared > len(b):
@@ -253,19 +250,26 @@ class _Bounded:
         return line
 
 
-def check_pickle(file, size: int) -> None:
-    """Refuse a damaged pickle of `size` bytes that would make an unpickler allocate gigabytes, before one sees it.
+def check_pickle(file) -> None:
+    """Refuse a damaged pickle that would make an unpickler allocate gigabytes, before one sees it.
 
     CPython's C unpickler sizes its memo array by the largest index it is given: one damaged LONG_BINPUT
     (fuzzing found an index of 1.6e9 in a TorchScript archive) makes it allocate and zero some 25 GB
     before anything fails, and the OOM killer ends the process. Pickle writers (Python's, TorchScript's)
     number memo entries 0, 1, 2...: an index can never exceed the count of opcodes before it. A length
     field beyond the bytes that remain ends the scan as a short read (ValueError).
-    Reads `file` to the pickle's STOP; raises pickle.UnpicklingError or ValueError.
+    Scans the seekable `file` from its position to the pickle's STOP, then puts the position back;
+    raises pickle.UnpicklingError or ValueError.
     """
-    for count, (opcode, arg, _) in enumerate(pickletools.genops(_Bounded(file, size))):
-        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
-            raise pickle.UnpicklingError(f"memo index {arg} at opcode {count}: the pickle is damaged")
+    start = file.tell()
+    remaining = file.seek(0, io.SEEK_END) - start
+    file.seek(start)
+    try:
+        for count, (opcode, arg, _) in enumerate(pickletools.genops(_Bounded(file, remaining))):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
+                raise pickle.UnpicklingError(f"memo index {arg} at opcode {count}: the pickle is damaged")
+    finally:
+        file.seek(start)
 
 
 class _ArchiveUnpickler(RestrictedUnpickler):
@@ -326,9 +330,9 @@ def torchscript_tensors(path) -> dict[str, torch.Tensor]:
                 raise pickle.UnpicklingError("no data.pkl")
             if archive.getinfo(data).file_size > 2**30:  # the module tree without its tensors: kilobytes
                 raise pickle.UnpicklingError(f"{data} claims {archive.getinfo(data).file_size} bytes")
-            pkl = archive.read(data)
-            check_pickle(io.BytesIO(pkl), len(pkl))
-            root = _ArchiveUnpickler(io.BytesIO(pkl), archive, data.split("/")[0]).load()
+            pkl = io.BytesIO(archive.read(data))
+            check_pickle(pkl)
+            root = _ArchiveUnpickler(pkl, archive, data.split("/")[0]).load()
     except Exception as e:  # noqa: BLE001 - damaged bytes raise anything here (UnicodeDecodeError, ...): one line
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise NadaError(f"{path} looks like a TorchScript archive but cannot be read ({type(e).__name__}: {first}); "
@@ -347,8 +351,7 @@ def restricted_load(path) -> object:
     """Unpickle `path` without executing anything from it. Raises NadaError on any malformed file."""
     try:
         with open(path, "rb") as f:
-            check_pickle(f, os.fstat(f.fileno()).st_size)
-            f.seek(0)
+            check_pickle(f)
             return RestrictedUnpickler(f).load()
     except FileNotFoundError:
         raise NadaError(f"file not found: {path}") from None
