@@ -218,6 +218,9 @@ def test_found_by_fuzzing_a_memo_index_beyond_the_opcodes_is_refused_before_unpi
         torchscript_tensors(archive)
     path.write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 0) + b".")  # index 0: what writers write
     assert restricted_load(path) is None
+    path.write_bytes(b"\x80\x04\x95" + struct.pack("<Q", 10**9) + b"N.")  # a frame of 1 GB in a 13-byte file
+    with pytest.raises(NadaError, match="a frame of 1000000000 bytes in 13"):
+        restricted_load(path)
 
 
 def test_a_damaged_memo_index_in_a_nested_storage_blob_is_refused(tmp_path):

@@ -257,7 +257,8 @@ def check_pickle(file) -> None:
     (fuzzing found an index of 1.6e9 in a TorchScript archive) makes it allocate and zero some 25 GB
     before anything fails, and the OOM killer ends the process. Pickle writers (Python's, TorchScript's)
     number memo entries 0, 1, 2...: an index can never exceed the count of opcodes before it. A length
-    field beyond the bytes that remain ends the scan as a short read (ValueError).
+    field beyond the bytes that remain ends the scan as a short read (ValueError); a FRAME's, whose bytes
+    the scan does not read, is compared with them.
     Scans the seekable `file` from its position to the pickle's STOP, then puts the position back;
     raises pickle.UnpicklingError or ValueError.
     """
@@ -268,6 +269,8 @@ def check_pickle(file) -> None:
         for count, (opcode, arg, _) in enumerate(pickletools.genops(_Bounded(file, remaining))):
             if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
                 raise pickle.UnpicklingError(f"memo index {arg} at opcode {count}: the pickle is damaged")
+            if opcode.name == "FRAME" and arg > remaining:  # its bytes are read later, by the unpickler, in one go
+                raise pickle.UnpicklingError(f"a frame of {arg} bytes in {remaining}: the pickle is damaged")
     finally:
         file.seek(start)
 
