@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nada_utils.adapt.config import CLIP_PRECISIONS, CLIP_RESIZES, MIXING_CUTOFFS, NOISE, SELECTION_TEXTS
+from nada_utils.adapt.config import CLIP_PRECISIONS, CLIP_RESIZES, MIXING_CUTOFFS, NOISE, PRESETS, SELECTION_TEXTS
 from nada_utils.cli.args import floats, ints, names
 from nada_utils.errors import NadaError
 
 
 def cmd_train(args) -> int:
-    from nada_utils.adapt.config import PRESETS, config_settings, make_config
+    from nada_utils.adapt.config import config_settings, make_config
     from nada_utils.adapt.trainer import train
 
     explicit = dict(
@@ -146,7 +146,8 @@ def add_commands(sub) -> None:
     """Add this group's subcommands to the parser's `sub`."""
     t = sub.add_parser("train", help="adapt a generator to a text (or style images) with NADA")
     t.add_argument("--out", required=True, help="run directory (never overwritten; see --resume)")
-    t.add_argument("--preset", help="tiny (seconds on a CPU, mechanics only) or ffhq-sketch (the reference run)")
+    t.add_argument("--preset", help=f"one of {', '.join(PRESETS)}: tiny (seconds on a CPU, mechanics only), "
+                                    "mini-* (the offline mini world), ffhq-sketch (the reference run)")
     t.add_argument("--generator", help="registry name, .pt/.pkl path, or random:tiny")
     t.add_argument("--clip", help="CLIP models, comma-separated (default ViT-B/32,ViT-B/16)")
     t.add_argument("--clip-weights", help="one weight per CLIP model, e.g. 1.0,1.0")
