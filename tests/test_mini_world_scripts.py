@@ -12,12 +12,16 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "mini_world"
 CASES = {
     "train_judge.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
     "train_clip_v2.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
+    # Adversarial fine-tuning of a bundled CLIP: the attack draws from the run's generator, so it resumes too.
+    "train_clip_v2.py --adv-eps": ["--steps", "4", "--batch", "8", "--pool", "24", "--eval-n", "14", "--adv-eps", "3", "--patch", "16",
+                                   "--init", str(Path(__file__).resolve().parents[1] / "nada_utils" / "mini_world"
+                                                 / "weights" / "mini_clip_2.pt")],
     "train_generator_v2.py": ["--steps", "4", "--batch", "2"],
 }
 
 
 def run(script, args, out, state):
-    done = subprocess.run([sys.executable, str(SCRIPTS / script), *args, "--out", str(out), "--state", str(state),
+    done = subprocess.run([sys.executable, str(SCRIPTS / script.split()[0]), *args, "--out", str(out), "--state", str(state),
                            "--device", "cpu"], capture_output=True, text=True, timeout=600,
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -36,7 +40,7 @@ def test_a_stopped_training_continues_to_the_same_weights(tmp_path, script):
     whole, split = (w.get("g_ema", w.get("state_dict", w)) for w in (whole, split))
     assert whole.keys() == split.keys() and all(torch.equal(whole[k], split[k]) for k in whole)
     # Other settings than the run was started with are refused, not mixed in.
-    failed = subprocess.run([sys.executable, str(SCRIPTS / script), *args[:1], "99", *args[2:], "--out",
+    failed = subprocess.run([sys.executable, str(SCRIPTS / script.split()[0]), *args[:1], "99", *args[2:], "--out",
                              str(tmp_path / "split.pt"), "--state", str(tmp_path / "split.state"), "--device", "cpu"],
                             capture_output=True, text=True, timeout=600)
     assert failed.returncode != 0 and "was started with" in failed.stderr
@@ -103,3 +107,18 @@ def test_the_inversion_check_scores_against_the_true_sketches(tmp_path):
     assert m["sketch"]["judged_target"] == 0.0 and m["sketch"]["domain"] == "sketch"
     assert all(t.startswith("a photo of a") for t in m["edit_texts"])
     assert (tmp_path / "out" / "inversion.png").is_file() and (tmp_path / "out" / "edits.png").is_file()
+
+
+def test_the_adversarial_images_stay_within_their_ball_and_raise_the_loss():
+    sys.path.insert(0, str(SCRIPTS))
+    from training_common import l2_attack
+
+    images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    weights = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def loss_of(x):
+        return (x * weights).sum()
+
+    attacked = l2_attack(loss_of, images, 0.5, 3, torch.Generator().manual_seed(2))
+    assert (attacked - images).flatten(1).norm(dim=1).max() <= 0.5 + 1e-5
+    assert attacked.abs().max() <= 1 and loss_of(attacked) > loss_of(images) + 1.0

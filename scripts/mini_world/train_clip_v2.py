@@ -11,6 +11,13 @@ step as a generator's differ from renders (`training_common.augment`) and go thr
 differentiable preprocessing that training uses (`clip_arch.clip_preprocess`). The state dict is
 saved in float16, as OpenAI ships CLIP, and loads through `load_clip(path)` like a real CLIP. The
 run's state is saved to --state every two minutes; the same command continues it after a stop.
+
+`--adv-eps E` trains on adversarial images instead: each batch is first pushed, by `--adv-steps` steps
+of projected gradient ascent on the loss, anywhere within an L2 ball of radius E (pixels in [-1, 1])
+around the augmented renders. A CLIP trained on 40,000 renders has gradients that a generator learns
+to exploit: adapted samples it scores above the true target images (docs/MINI_WORLD.md). Models
+trained adversarially have gradients that follow what the images show (Santurkar et al. 2019), which
+is what a directional loss needs; `--init` starts from a trained CLIP, so this can be a fine-tune.
 """
 
 import argparse
@@ -24,7 +31,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_common import Resumable, add_run_arguments, augment, contrastive_loss, random_renders  # noqa: E402
+from training_common import (Resumable, add_run_arguments, augment, contrastive_loss, l2_attack,  # noqa: E402
+                             random_renders)
 
 from nada_utils.fileio import atomic_torch_save  # noqa: E402
 from nada_utils.mini_world.spec import MINI_CLIP  # noqa: E402
@@ -58,15 +66,22 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(p, steps=6000, batch=256, lr=1e-3, pool=40000)
     p.add_argument("--patch", type=int, default=MINI_CLIP["vision_patch_size"])
+    p.add_argument("--init", help="start from this CLIP state dict (e.g. a bundled mini CLIP) instead of random weights")
+    p.add_argument("--adv-eps", type=float, default=0.0, help="L2 radius of adversarial images (0: off)")
+    p.add_argument("--adv-steps", type=int, default=2, help="gradient-ascent steps that find each adversarial batch")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     t0 = time.time()
     model = clip.model.CLIP(**{**MINI_CLIP, "vision_patch_size": args.patch}).float().to(device).train()
+    if args.init:
+        model.load_state_dict({k: v.float() for k, v in torch.load(args.init, map_location=device, weights_only=True).items()})
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     gen = torch.Generator().manual_seed(args.seed)
     settings = {k: getattr(args, k) for k in ("steps", "batch", "lr", "patch", "pool", "seed")}
+    if args.init or args.adv_eps:  # only then, so that state files saved before these options still resume
+        settings.update(init=args.init and Path(args.init).name, adv_eps=args.adv_eps, adv_steps=args.adv_steps)
     state = Resumable(args.state or Path(args.out).with_suffix(".state.pt"),
                       {"model": model, "opt": opt, "sched": sched}, gen, settings,
                       stop_after=args.stop_after)
@@ -79,9 +94,15 @@ def main():
         images = augment(pool_images[idx.to(device)].float(), gen)
         # Captions are chosen by a generator seeded from the step, so a resumed run picks the same ones.
         texts = captions([pool_names[i] for i in idx.tolist()], pool_domains[idx.to(device)], random.Random(step))
-        img = F.normalize(model.encode_image(clip_preprocess(images, model.visual.input_resolution)), dim=-1)
         txt = F.normalize(model.encode_text(clip.tokenize(texts).to(device)), dim=-1)
-        loss = contrastive_loss(img, txt, texts, model.logit_scale)
+
+        def loss_of(x, txt=txt):
+            img = F.normalize(model.encode_image(clip_preprocess(x, model.visual.input_resolution)), dim=-1)
+            return contrastive_loss(img, txt, texts, model.logit_scale)
+
+        if args.adv_eps:
+            images = l2_attack(lambda x: loss_of(x, txt.detach()), images, args.adv_eps, args.adv_steps, gen)
+        loss = loss_of(images)
         if not state.step(loss, opt, sched, step):
             return
         if step % 250 == 0 or step == args.steps:

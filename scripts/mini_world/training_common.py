@@ -58,6 +58,29 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, texts: list[str], log
             + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean()) / 2
 
 
+def l2_attack(loss_of, images: torch.Tensor, eps: float, steps: int, gen: torch.Generator) -> torch.Tensor:
+    """Images within L2 distance `eps` of `images` (each image on its own, pixels in [-1, 1]) that raise
+    `loss_of(images)`: a random start inside the ball, then `steps` normalised gradient steps of
+    0.6 eps, each projected back into the ball and the pixel range. The model's own gradients are
+    not touched (only the perturbation's are taken)."""
+    n = images.shape[0]
+
+    def project(delta):
+        norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(n, 1, 1, 1)
+        delta = delta * (eps / norm).clamp(max=1)
+        return (images + delta).clamp(-1, 1) - images
+
+    start = torch.randn(images.shape, generator=gen).to(images.device)
+    radius = eps * torch.rand(n, generator=gen).to(images.device).view(n, 1, 1, 1)
+    delta = project(start / start.flatten(1).norm(dim=1).view(n, 1, 1, 1) * radius)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_of(images + delta), delta)
+        step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(n, 1, 1, 1)
+        delta = project(delta.detach() + 0.6 * eps * step)
+    return (images + delta).detach()
+
+
 class Resumable:
     """Training state saved to `path` (`objects`: things with state_dict; `gen`: the data's torch.Generator).
 
