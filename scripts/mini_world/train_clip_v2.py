@@ -1,7 +1,7 @@
 """Train the mini CLIP of the second world contrastively on renders of every domain and hard negative.
 
 Usage: python scripts/mini_world/train_clip_v2.py --out mini_clip.pt [--steps 6000] [--batch 256]
-       [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt]
+       [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt] [--init CLIP.pt] [--adv-eps 3 --adv-steps 2]
 
 It is a `clip.model.CLIP` with small dimensions (`spec.MINI_CLIP`; `--patch` changes the patch size,
 as ViT-B/32 and ViT-B/16 differ), trained on a pool of --pool random scenes, each drawn in one of
