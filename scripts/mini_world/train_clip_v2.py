@@ -96,13 +96,13 @@ def main():
         texts = captions([pool_names[i] for i in idx.tolist()], pool_domains[idx.to(device)], random.Random(step))
         txt = F.normalize(model.encode_text(clip.tokenize(texts).to(device)), dim=-1)
 
-        def loss_of(x, txt=txt):
+        def loss_of(x, t):
             img = F.normalize(model.encode_image(clip_preprocess(x, model.visual.input_resolution)), dim=-1)
-            return contrastive_loss(img, txt, texts, model.logit_scale)
+            return contrastive_loss(img, t, texts, model.logit_scale)
 
-        if args.adv_eps:
+        if args.adv_eps:  # the attack moves images only: the texts' embeddings are held fixed for it
             images = l2_attack(lambda x: loss_of(x, txt.detach()), images, args.adv_eps, args.adv_steps, gen)
-        loss = loss_of(images)
+        loss = loss_of(images, txt)
         if not state.step(loss, opt, sched, step):
             return
         if step % 250 == 0 or step == args.steps:

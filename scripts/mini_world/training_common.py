@@ -65,19 +65,20 @@ def l2_attack(loss_of, images: torch.Tensor, eps: float, steps: int, gen: torch.
     not touched (only the perturbation's are taken)."""
     n = images.shape[0]
 
+    def norms(x):  # each image's L2 norm, shaped to scale it
+        return x.flatten(1).norm(dim=1).clamp_min(1e-12).view(n, 1, 1, 1)
+
     def project(delta):
-        norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(n, 1, 1, 1)
-        delta = delta * (eps / norm).clamp(max=1)
+        delta = delta * (eps / norms(delta)).clamp(max=1)
         return (images + delta).clamp(-1, 1) - images
 
     start = torch.randn(images.shape, generator=gen).to(images.device)
     radius = eps * torch.rand(n, generator=gen).to(images.device).view(n, 1, 1, 1)
-    delta = project(start / start.flatten(1).norm(dim=1).view(n, 1, 1, 1) * radius)
+    delta = project(start / norms(start) * radius)
     for _ in range(steps):
         delta.requires_grad_(True)
         (grad,) = torch.autograd.grad(loss_of(images + delta), delta)
-        step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(n, 1, 1, 1)
-        delta = project(delta.detach() + 0.6 * eps * step)
+        delta = project(delta.detach() + 0.6 * eps * grad / norms(grad))
     return (images + delta).detach()
 
 
