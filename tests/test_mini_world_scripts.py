@@ -12,8 +12,10 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "mini_world"
 CASES = {
     "train_judge.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
     "train_clip_v2.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
-    # Adversarial fine-tuning of a bundled CLIP: the attack draws from the run's generator, so it resumes too.
-    "train_clip_v2.py --adv-eps": ["--steps", "4", "--batch", "8", "--pool", "24", "--eval-n", "14", "--adv-eps", "3", "--patch", "16",
+    # Adversarial fine-tuning of a bundled CLIP, half of each batch attacked: the attack draws from the
+    # run's generator, so it resumes too.
+    "train_clip_v2.py --adv-eps": ["--steps", "4", "--batch", "8", "--pool", "24", "--eval-n", "14", "--adv-eps", "3",
+                                   "--adv-share", "0.5", "--patch", "16",
                                    "--init", str(Path(__file__).resolve().parents[1] / "nada_utils" / "mini_world"
                                                  / "weights" / "mini_clip_2.pt")],
     "train_generator_v2.py": ["--steps", "4", "--batch", "2"],

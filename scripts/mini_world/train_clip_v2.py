@@ -1,7 +1,7 @@
 """Train the mini CLIP of the second world contrastively on renders of every domain and hard negative.
 
 Usage: python scripts/mini_world/train_clip_v2.py --out mini_clip.pt [--steps 6000] [--batch 256]
-       [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt] [--init CLIP.pt] [--adv-eps 3 --adv-steps 2]
+       [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt] [--init CLIP.pt] [--adv-eps 3 --adv-steps 2 --adv-share 1]
 
 It is a `clip.model.CLIP` with small dimensions (`spec.MINI_CLIP`; `--patch` changes the patch size,
 as ViT-B/32 and ViT-B/16 differ), trained on a pool of --pool random scenes, each drawn in one of
@@ -14,7 +14,8 @@ run's state is saved to --state every two minutes; the same command continues it
 
 `--adv-eps E` trains on adversarial images instead: each batch is first pushed, by `--adv-steps` steps
 of projected gradient ascent on the loss, anywhere within an L2 ball of radius E (pixels in [-1, 1])
-around the augmented renders. A CLIP trained on 40,000 renders has gradients that a generator learns
+around the augmented renders (`--adv-share S`: only that share of each batch; the rest stays clean,
+which keeps the clean zero-shot accuracy). A CLIP trained on 40,000 renders has gradients that a generator learns
 to exploit: adapted samples it scores above the true target images (docs/MINI_WORLD.md). Models
 trained adversarially have gradients that follow what the images show (Santurkar et al. 2019), which
 is what a directional loss needs; `--init` starts from a trained CLIP, so this can be a fine-tune.
@@ -69,6 +70,7 @@ def main():
     p.add_argument("--init", help="start from this CLIP state dict (e.g. a bundled mini CLIP) instead of random weights")
     p.add_argument("--adv-eps", type=float, default=0.0, help="L2 radius of adversarial images (0: off)")
     p.add_argument("--adv-steps", type=int, default=2, help="gradient-ascent steps that find each adversarial batch")
+    p.add_argument("--adv-share", type=float, default=1.0, help="share of each batch made adversarial (the rest stays clean)")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -82,6 +84,8 @@ def main():
     settings = {k: getattr(args, k) for k in ("steps", "batch", "lr", "patch", "pool", "seed")}
     if args.init or args.adv_eps:  # only then, so that state files saved before these options still resume
         settings.update(init=args.init and Path(args.init).name, adv_eps=args.adv_eps, adv_steps=args.adv_steps)
+        if args.adv_share != 1.0:  # likewise: adversarial state files from before the option still resume
+            settings.update(adv_share=args.adv_share)
     state = Resumable(args.state or Path(args.out).with_suffix(".state.pt"),
                       {"model": model, "opt": opt, "sched": sched}, gen, settings,
                       stop_after=args.stop_after)
@@ -101,7 +105,11 @@ def main():
             return contrastive_loss(img, t, texts, model.logit_scale)
 
         if args.adv_eps:  # the attack moves images only: the texts' embeddings are held fixed for it
-            images = l2_attack(lambda x: loss_of(x, txt.detach()), images, args.adv_eps, args.adv_steps, gen)
+            k = args.batch - round(args.adv_share * args.batch)  # the first k images stay clean
+            clean = images[:k]
+            moved = l2_attack(lambda x: loss_of(torch.cat([clean, x]), txt.detach()), images[k:], args.adv_eps,
+                              args.adv_steps, gen)
+            images = torch.cat([clean, moved])
         loss = loss_of(images, txt)
         if not state.step(loss, opt, sched, step):
             return
