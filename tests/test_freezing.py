@@ -101,3 +101,10 @@ def test_set_trainable_touches_exactly_the_layers():
                                        "convs.2.conv.modulation.bias", "convs.2.noise.weight", "convs.2.activate.bias"}
     set_trainable(G, ["mapping"])
     assert {n for n, p in G.named_parameters() if p.requires_grad} == {n for n, _ in G.named_parameters() if n.startswith("style.")}
+
+
+def test_set_trainable_can_leave_the_noise_strengths_frozen():
+    G = small_G(32)
+    names = set_trainable(G, ["convs.2"], freeze_noise=True)
+    assert {n for n, p in G.named_parameters() if p.requires_grad} == set(names) == {
+        "convs.2.conv.weight", "convs.2.conv.modulation.weight", "convs.2.conv.modulation.bias", "convs.2.activate.bias"}

@@ -37,6 +37,8 @@ def test_run_dir_rules(tmp_path, capsys, tiny_run):
     assert "change clip_models" in line
     line = one_error(*run_cli(capsys, "train", "--out", tiny_run, "--resume", "--target", "anime")[::2])
     assert "cannot change target_text" in line
+    line = one_error(*run_cli(capsys, "train", "--out", tiny_run, "--resume", "--freeze-noise")[::2])
+    assert "change freeze_noise" in line
 
 
 def test_same_command_with_resume_continues(capsys, tiny_run):

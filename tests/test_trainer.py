@@ -166,3 +166,18 @@ def test_the_first_step_is_a_full_adam_step_and_its_gradient_the_size_of_the_nex
     assert g1 < 3 * min(g2, g3)  # a gradient of the size of the next ones, not 1,000 times theirs
     (old1, old2, old3), _, _ = gradients_and_moves(1e-4)  # the clamp of earlier versions: the stall's cause
     assert old1 > 30 * max(old2, old3)
+
+
+@pytest.mark.parametrize("layers", ["all", "auto:2"])
+def test_freeze_noise_keeps_every_noise_strength_and_trains_the_rest(tmp_path, layers):
+    """--freeze-noise: the trained layers' noise strengths stay G_frozen's, also when a dynamic spec
+    re-selects layers; without it they train, as in the official code."""
+    start = load_generator("random:tiny").state_dict()
+    for freeze in (True, False):
+        run = tmp_path / f"run-{freeze}"
+        train(make_config("tiny", steps=4, layers=layers, freeze_noise=freeze, sample_every=0, checkpoint_every=0),
+              run, progress=False)
+        end = weights(run / "generator.pt")
+        noise = [k for k in end if k.endswith("noise.weight")]
+        assert noise and any(not torch.equal(start[k], end[k]) for k in end if k not in noise)
+        assert all(torch.equal(start[k], end[k]) for k in noise) == freeze, (layers, freeze)

@@ -45,6 +45,9 @@ class TrainConfig:
     style_images: str | None = None  # folder of style images: image-guided direction instead of text
     layers: str = "all"  # layer spec: all, last:K, phase:NAME, layers:A,B, auto:K, gradnorm:K
     include_torgb: bool = False  # let the toRGB layers train too
+    # Keep the trained layers' noise strengths at G_frozen's. The official code trains them; a CLIP
+    # can then buy "texture" with per-pixel grain from the noise inputs (docs/MINI_WORLD.md).
+    freeze_noise: bool = False
     auto_every: int = 1  # auto/gradnorm: reselect layers every N steps
     auto_batch: int = 8  # auto: latents in the W+ optimisation (reference auto_layer_batch)
     auto_iters: int = 1  # auto: SGD steps on W+ (reference auto_layer_iters)

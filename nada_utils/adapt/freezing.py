@@ -3,7 +3,8 @@
 Layers are named by module prefix. StyleGAN2 (rosinality layout): "input" (the learned constant),
 "conv1", "to_rgb1", "convs.N", "to_rgbs.N". StyleGAN3 (NVlabs' names): "synthesis.input" (the
 Fourier features' affine), "synthesis.L0_36_512" ... and its last layer, the toRGB. A prefix trains
-every parameter under it (the convolution, its modulation affine, noise strength and bias).
+every parameter under it (the convolution, its modulation affine, noise strength and bias; with
+`freeze_noise`, not the noise strength).
 StyleGAN3 has no resolution blocks: each of its layers is a block of its own for `last:K` (its
 toRGB goes with the last one), and the official code's StyleGAN2 sets (`official`, `phase:`,
 `auto-official:`) are refused for it.
@@ -184,11 +185,19 @@ def parameters_of(G: Generator, layers) -> list[tuple[str, torch.nn.Parameter]]:
     return [(name, p) for name, p in G.named_parameters() if name.startswith(prefixes)]
 
 
-def set_trainable(G: Generator, layers) -> list[str]:
-    """Make exactly the parameters under `layers` require grad; return their names."""
+def is_noise_strength(name: str) -> bool:
+    """Whether parameter `name` is a noise input's learned strength (`convs.3.noise.weight`)."""
+    return name.endswith("noise.weight")
+
+
+def set_trainable(G: Generator, layers, *, freeze_noise: bool = False) -> list[str]:
+    """Make exactly the parameters under `layers` require grad (without their noise strengths if
+    `freeze_noise`); return their names."""
     G.requires_grad_(False)
     names = []
     for name, p in parameters_of(G, layers):
+        if freeze_noise and is_noise_strength(name):
+            continue
         p.requires_grad_(True)
         names.append(name)
     return names

@@ -150,7 +150,7 @@ def layer_plan(G_train, cfg: TrainConfig):
         candidates = selectable_layers(G_train, include_torgb=cfg.include_torgb)
     else:
         candidates = static_layers(spec, G_train, include_torgb=cfg.include_torgb)
-    names = set(set_trainable(G_train, candidates))
+    names = set(set_trainable(G_train, candidates, freeze_noise=cfg.freeze_noise))
     params = [p for n, p in G_train.named_parameters() if n in names]
     return spec, candidates, torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
 
@@ -331,7 +331,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
         start = int(state["step"])
         log(f"resumed {run_dir} at step {start} from {ckpt_path.name}")
     truncate_log(run_dir, start)
-    set_trainable(G_train, selected)
+    set_trainable(G_train, selected, freeze_noise=cfg.freeze_noise)
 
     evaluator = None
     if cfg.eval_samples:
@@ -403,7 +403,7 @@ def _train(cfg: TrainConfig, run_dir: Path, ckpt_path: Path | None, *, progress:
             with precision(fast):
                 selected_ws, selected = select_layers(spec, G_train, ws, auto_latents, global_loss, candidates=candidates,
                                                       iters=cfg.auto_iters, lr=cfg.auto_lr, include_torgb=cfg.include_torgb)
-            set_trainable(G_train, selected)
+            set_trainable(G_train, selected, freeze_noise=cfg.freeze_noise)
         loss, terms = backward_step(setup, optimizer, latents, directions, settings, device)
         if not torch.isfinite(loss):  # the one read-back of the step, after its backward was queued
             raise diverged(f"loss became {loss.item()}", it + 1)

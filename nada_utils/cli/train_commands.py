@@ -17,7 +17,8 @@ def cmd_train(args) -> int:
     explicit = dict(
         generator=args.generator, clip_models=names(args.clip, "--clip"),
         clip_weights=floats(args.clip_weights, "--clip-weights"), source_text=args.source, target_text=args.target,
-        style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb, auto_every=args.auto_every,
+        style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb,
+        freeze_noise=args.freeze_noise, auto_every=args.auto_every,
         steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
         id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
@@ -158,6 +159,8 @@ def add_commands(sub) -> None:
     t.add_argument("--layers", help="all, official, last:K, phase:NAME, layers:A,B, auto:K, auto-official:K or "
                                     "gradnorm:K (default all)")
     t.add_argument("--include-torgb", action="store_true", default=None, help="also train the toRGB layers")
+    t.add_argument("--freeze-noise", action="store_true", default=None,
+                   help="keep the noise strengths of the trained layers (the official code trains them)")
     t.add_argument("--auto-every", type=int, help="auto/gradnorm: reselect layers every N steps (default 1)")
     t.add_argument("--classes", help="class-conditional generators: the classes to adapt, e.g. 2,3 (default: all)")
     t.add_argument("--class-names", help="names of all the generator's classes, comma-separated, for {class} in "
