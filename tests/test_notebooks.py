@@ -87,7 +87,7 @@ def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
     if "preset" in values:  # train and block_importance: the real thing, or the mini world in fast mode
         assert values["preset"] == ("mini-sketch" if fast == "1" else "ffhq-sketch")
         cfg = make_config(values["preset"])
-        assert cfg.clip_models == (("mini-clip-2",) if fast == "1" else ("ViT-B/32", "ViT-B/16"))
+        assert cfg.clip_models == (("mini-clip-2-robust",) if fast == "1" else ("ViT-B/32", "ViT-B/16"))
     if path.stem == "train" and fast == "0":
         assert (values["source_text"], values["target_text"]) == ("photo", "sketch")
     if path.stem == "inference":

@@ -137,6 +137,7 @@ def test_a_mini_world_preset_runs_with_reference(tmp_path):
     assert main(["train", "--preset", "mini-sketch", "--reference", "--steps", "2", "--eval-samples", "0",
                  "--out", str(tmp_path / "mini"), "--quiet"]) == 0
     assert json.loads((tmp_path / "mini" / "metrics.json").read_text())["gap_closed"] is not None
+    assert make_config("mini-sketch").freeze_noise and not make_config("mini-sketch", reference=True).freeze_noise
 
 
 def test_independent_mixing_cutoff_gives_g_train_a_cutoff_of_its_own():

@@ -34,6 +34,7 @@ EXPECTED_NAMES = {
     "mini-clip-2",
     "mini-photo-2",
     "mini-clip-2-p32",
+    "mini-clip-2-robust",
     # NVlabs' StyleGAN3 pickles (configs T and R)
     *(f"stylegan3-{cfg}-{data}" for cfg in "tr" for data in ("ffhq", "ffhqu", "afhqv2", "metfacesu")),
     # OpenAI's CLIP models, under clip.available_models()' names
@@ -50,7 +51,8 @@ def test_entry_is_well_formed(name):
     spec = registry.REGISTRY[name]
     assert spec.name == name
     assert spec.kind in registry.KINDS
-    assert spec.url or spec.gdrive_id or spec.bundled, "every entry needs a download source or ships bundled"
+    assert spec.url or spec.gdrive_id or spec.bundled or spec.notes.startswith("no longer shipped; restore"), \
+        "every entry needs a download source, ships bundled, or says how to restore it"
     assert spec.url is None or spec.url.startswith("https://")
     assert spec.url is None or spec.url.endswith("/" + spec.filename)
     assert spec.sha256 is None or HEX64.fullmatch(spec.sha256)
@@ -120,7 +122,7 @@ def test_mirror_url(monkeypatch):
     assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
 
 
-@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge", "mini-clip-2", "mini-photo-2", "mini-clip-2-p32"])
+@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge", "mini-clip-2", "mini-photo-2", "mini-clip-2-robust"])
 def test_bundled_files_ship_and_match_their_checksums(name):
     from nada_utils.weights.download import fetch, sha256_file
 
@@ -139,3 +141,12 @@ def test_the_conditional_mini_generator_names_its_classes_as_the_world_does():
 def test_the_bundled_models_stay_small():
     bundled = [spec.size for spec in registry.REGISTRY.values() if spec.bundled]
     assert sum(bundled) < 40e6  # issue 18: every mini model together under 40 MB
+
+
+def test_a_model_that_left_the_package_says_how_to_get_it_back(tmp_path, monkeypatch):
+    from nada_utils.errors import NadaError
+    from nada_utils.weights.download import fetch
+
+    monkeypatch.setenv("NADA_CACHE", str(tmp_path))
+    with pytest.raises(NadaError, match=r"no longer shipped; restore the file with git show fe3bccb:.*put it at"):
+        fetch("mini-clip-2-p32")

@@ -6,8 +6,8 @@ can be measured against it, which is impossible with real models.
 
 Two worlds live here. The first (`renderer`, `metrics`; models `mini-photo`, `mini-clip`) is kept so
 that runs made with it still load and score as they did; its metrics reward a blank page (issue 18).
-The second (`world_v2`, `metrics_v2`, `judge`; models `mini-judge`, `mini-clip-2` and, once
-trained, a generator of its own) has domains that differ in their marks and hard negatives, and is scored by
+The second (`world_v2`, `metrics_v2`, `judge`; models `mini-judge`, `mini-clip-2`, `mini-clip-2-robust`
+and `mini-photo-2`) has domains that differ in their marks and hard negatives, and is scored by
 a judge that training never sees.
 
 May import: helpers, weights, models

@@ -210,11 +210,22 @@ _ENTRIES += [
                description="mini world v2 CLIP (64 px ViT, patch 16): knows the 4 domains and 3 hard negatives",
                notes="bundled; regenerate with scripts/mini_world/train_clip_v2.py --patch 16",
                bundled="mini_world/weights/mini_clip_2.pt"),
+    # Adversarially fine-tuned from mini-clip-2 (L2 radius 1): gradients that follow what the images
+    # show, so that training draws outlines instead of buying the text with what the judge calls
+    # other domains (docs/MINI_WORLD.md). The sketch presets' CLIP.
+    WeightSpec(name="mini-clip-2-robust", filename="mini_clip_2_robust.pt", kind="clip", gdrive_id=None, url=None,
+               size=8_477_821, sha256="51c80748fc64f3e2db91a27b64e7701a155919cbe9b6a4e2bf3d64f0a653157a",
+               description="mini world v2 CLIP, patch 16, adversarially fine-tuned from mini-clip-2 (radius 1)",
+               notes="bundled; regenerate with scripts/mini_world/train_clip_v2.py --init mini_clip_2.pt --adv-eps 1 "
+                     "--patch 16 --steps 600 --lr 3e-4 --seed 3",
+               bundled="mini_world/weights/mini_clip_2_robust.pt"),
+    # No longer bundled (the robust CLIP took its place under issue 18's 40 MB); same checksum as shipped.
     WeightSpec(name="mini-clip-2-p32", filename="mini_clip_2_p32.pt", kind="clip", gdrive_id=None, url=None,
                size=9_064_573, sha256="34e0b0c8f1da56a8429ff981358b12840496b78f31a9d8f6d090c211c6b01259",
                description="mini world v2 CLIP, patch 32 (its own seed): paired with mini-clip-2 as ViT-B/32 with ViT-B/16",
-               notes="bundled; regenerate with scripts/mini_world/train_clip_v2.py --patch 32 --steps 1000 --seed 1",
-               bundled="mini_world/weights/mini_clip_2_p32.pt"),
+               notes="no longer shipped; restore the file with git show "
+                     "fe3bccb:nada_utils/mini_world/weights/mini_clip_2_p32.pt > mini_clip_2_p32.pt (or regenerate it "
+                     "with scripts/mini_world/train_clip_v2.py --patch 32 --steps 1000 --seed 1)"),
     # Class-conditional: the class is the shape (a step of one coordinate of z was more than regression
     # could teach a small generator; docs/MINI_WORLD.md). Names as world_v2.SHAPES (tested).
     WeightSpec(name="mini-photo-2", filename="mini_photo_2.pt", kind="generator-rosinality", gdrive_id=None, url=None,

@@ -84,7 +84,7 @@ def check_judge(judge_model, n):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--generator", default="mini-photo-2", help="a generator (registry name or file), or '' to skip")
-    p.add_argument("--clip", default="mini-clip-2,mini-clip-2-p32", help="CLIPs (comma-separated), or '' to skip")
+    p.add_argument("--clip", default="mini-clip-2,mini-clip-2-robust", help="CLIPs (comma-separated), or '' to skip")
     p.add_argument("--judge", default="mini-judge")
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--out", help="write the figures here (JSON)")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Train (or continue) the second mini world's generator and CLIPs: one command for a lent GPU or a CPU.
-# These are the commands that made the shipped mini-photo-2, mini-clip-2 and mini-clip-2-p32.
+# These are the commands that made the shipped mini-photo-2, mini-clip-2 and mini-clip-2-robust (and
+# mini-clip-2-p32, shipped until 2026-12-02).
 #
 #   OUT=runs/world-v2 bash scripts/mini_world/train_world_v2.sh      # models, states and logs in $OUT
 #
 # Every script saves its state in $OUT every two minutes and continues from it when run again, so an
 # interrupted run (a VM that went away, a device lease that ran out) loses at most two minutes. On a
-# GPU the three runs go side by side; on a CPU one after the other. The judge is already shipped
+# GPU the generator and the CLIPs go side by side; on a CPU one after the other. The judge is already shipped
 # (nada_utils/mini_world/weights/mini_judge.pt); check the results with scripts/mini_world/check_models.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,13 +30,17 @@ clip16() { python scripts/mini_world/train_clip_v2.py --out "$OUT/mini_clip.pt" 
 # The second CLIP, paired with the first as ViT-B/32 with ViT-B/16: twice the patch, its own seed.
 clip32() { python scripts/mini_world/train_clip_v2.py --out "$OUT/mini_clip_p32.pt" --state "$OUT/clip_p32.state.pt" \
   --patch 32 --steps 1000 --seed 1 --device "$DEVICE" >> "$OUT/train_clip_p32.log" 2>&1; }
+# The sketch presets' CLIP: the first one fine-tuned on adversarial images of L2 radius 1 (after clip16).
+robust() { python scripts/mini_world/train_clip_v2.py --out "$OUT/mini_clip_2_robust.pt" --state "$OUT/clip_robust.state.pt" \
+  --init "$OUT/mini_clip.pt" --adv-eps 1 --patch 16 --steps 600 --lr 3e-4 --seed 3 --device "$DEVICE" \
+  >> "$OUT/train_clip_robust.log" 2>&1; }
 
 if [ "$DEVICE" = cuda ]; then
   generator & g=$!
-  clip16 & c=$!
+  { clip16 && robust; } & c=$!
   clip32 & p=$!
   wait $g; wait $c; wait $p  # each, so that a failed run fails the command
 else
-  clip16; generator; clip32
+  clip16; robust; generator; clip32
 fi
 tail -n 3 "$OUT"/train_*.log
