@@ -72,6 +72,8 @@ def main():
     p.add_argument("--adv-steps", type=int, default=2, help="gradient-ascent steps that find each adversarial batch")
     p.add_argument("--adv-share", type=float, default=1.0, help="share of each batch made adversarial (the rest stays clean)")
     args = p.parse_args()
+    if not 0 < args.adv_share <= 1:
+        p.error(f"--adv-share must be in (0, 1], got {args.adv_share}")
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     t0 = time.time()
