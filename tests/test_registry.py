@@ -51,7 +51,7 @@ def test_entry_is_well_formed(name):
     spec = registry.REGISTRY[name]
     assert spec.name == name
     assert spec.kind in registry.KINDS
-    assert spec.url or spec.gdrive_id or spec.bundled or spec.notes.startswith("no longer shipped; restore"), \
+    assert spec.url or spec.gdrive_id or spec.bundled or spec.restore, \
         "every entry needs a download source, ships bundled, or says how to restore it"
     assert spec.url is None or spec.url.startswith("https://")
     assert spec.url is None or spec.url.endswith("/" + spec.filename)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nada_utils.adapt.config import make_config
+from nada_utils.adapt.freezing import is_noise_strength
 from nada_utils.adapt.run_dir import read_log
 from nada_utils.adapt.trainer import train
 from nada_utils.models.generator_io import load_generator
@@ -178,6 +179,6 @@ def test_freeze_noise_keeps_every_noise_strength_and_trains_the_rest(tmp_path, l
         train(make_config("tiny", steps=4, layers=layers, freeze_noise=freeze, sample_every=0, checkpoint_every=0),
               run, progress=False)
         end = weights(run / "generator.pt")
-        noise = [k for k in end if k.endswith("noise.weight")]
+        noise = [k for k in end if is_noise_strength(k)]
         assert noise and any(not torch.equal(start[k], end[k]) for k in end if k not in noise)
         assert all(torch.equal(start[k], end[k]) for k in noise) == freeze, (layers, freeze)

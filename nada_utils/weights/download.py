@@ -288,8 +288,8 @@ def fetch(name: str, *, quiet: bool = False, timeout: float = 60.0) -> Path:
         _verify_present(spec, dest, sources[0][1] if sources else None)
         return dest
     if not sources:
-        how = spec.notes if spec.notes.startswith("no longer shipped") else "download it by hand"
-        raise NadaError(f"{spec.filename} has no download source; {how}, and put it at {dest}")
+        raise NadaError(f"{spec.filename} has no download source; {spec.restore or 'download it by hand'}, "
+                        f"and put it at {dest}")
     failures: list[NadaError] = []
     for kind, address in sources:
         try:

@@ -41,6 +41,7 @@ class WeightSpec:
     notes: str = ""  # loader hints or caveats, e.g. "car-512: crop rows 64:448"
     bundled: str | None = None  # path inside the nada_utils package for files shipped with it (mini world)
     class_names: tuple[str, ...] = ()  # class-conditional generators: label i's name, for `{class}` prompts
+    restore: str = ""  # for a file with no download source (no longer shipped): how to get it back
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -223,9 +224,9 @@ _ENTRIES += [
     WeightSpec(name="mini-clip-2-p32", filename="mini_clip_2_p32.pt", kind="clip", gdrive_id=None, url=None,
                size=9_064_573, sha256="34e0b0c8f1da56a8429ff981358b12840496b78f31a9d8f6d090c211c6b01259",
                description="mini world v2 CLIP, patch 32 (its own seed): paired with mini-clip-2 as ViT-B/32 with ViT-B/16",
-               notes="no longer shipped; restore the file with git show "
-                     "fe3bccb:nada_utils/mini_world/weights/mini_clip_2_p32.pt > mini_clip_2_p32.pt (or regenerate it "
-                     "with scripts/mini_world/train_clip_v2.py --patch 32 --steps 1000 --seed 1)"),
+               restore="no longer shipped; restore the file with git show "
+                       "fe3bccb:nada_utils/mini_world/weights/mini_clip_2_p32.pt > mini_clip_2_p32.pt (or regenerate it "
+                       "with scripts/mini_world/train_clip_v2.py --patch 32 --steps 1000 --seed 1)"),
     # Class-conditional: the class is the shape (a step of one coordinate of z was more than regression
     # could teach a small generator; docs/MINI_WORLD.md). Names as world_v2.SHAPES (tested).
     WeightSpec(name="mini-photo-2", filename="mini_photo_2.pt", kind="generator-rosinality", gdrive_id=None, url=None,
