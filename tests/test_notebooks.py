@@ -92,6 +92,16 @@ def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
         assert (values["source_text"], values["target_text"]) == ("photo", "sketch")
     if path.stem == "inference":
         assert (values["adapted"] == "") == (fast == "1")
+    if path.stem == "inversion" and fast == "1":
+        # The quick run adapts the second world's generator: the photo and the editing CLIP are that world's.
+        from nada_utils.images import load_image
+        from nada_utils.mini_world import world_v2
+        from nada_utils.models.rendering import held_out_z
+
+        assert make_config("mini-sketch").generator == "mini-photo-2" and values["clip_model"] == "mini-clip-2"
+        scene = world_v2.scene_from_z(held_out_z(3, 128))[2:]
+        photo = load_image(values["image_path"], 64)
+        assert (photo - world_v2.render(scene, "photo")[0]).abs().max() < 2 / 255
 
 
 def test_widgets_fill_the_cli_config(tmp_path, capsys):
