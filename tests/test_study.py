@@ -102,3 +102,11 @@ def test_cli_study(tmp_path, capsys):
     assert (tmp_path / "runs" / "tiny" / "study.png").is_file()
     assert main(["study", "--preset", "tiny", "--layers", "bogus", "--out", str(tmp_path / "x")]) == 2
     assert "error: unknown layer spec" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_study_plot_joins_only_neighbouring_k():
+    from nada_utils.measure.plots import consecutive_runs
+
+    # last:1 and last:3 measured, last:2 not: two separate points, no line through K=2.
+    assert consecutive_runs([(3, 0.9), (1, 0.5)]) == [[(1, 0.5)], [(3, 0.9)]]
+    assert consecutive_runs([(2, 0.2), (1, 0.1), (3, 0.3), (5, 0.5)]) == [[(1, 0.1), (2, 0.2), (3, 0.3)], [(5, 0.5)]]

@@ -55,6 +55,18 @@ def plot_losses(records: list[dict], out, *, title: str = "") -> Path:
     return _save(fig, out)
 
 
+def consecutive_runs(points: list[tuple[int, float]]) -> list[list[tuple[int, float]]]:
+    """(K, value) points sorted by K and split where a K is missing: a study plot joins neighbouring K
+    only, since a line across a K that was not run would draw a value never measured."""
+    runs: list[list[tuple[int, float]]] = []
+    for point in sorted(points):
+        if runs and point[0] == runs[-1][-1][0] + 1:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return runs
+
+
 def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
     """`metric` against k for each family of k-strategies (last:K, auto:K, ...); fixed strategies as lines."""
     fig = _figure()
@@ -70,8 +82,9 @@ def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
         else:
             fixed.append((r["layers"], r[metric]))
     for i, (family, points) in enumerate(sorted(families.items())):
-        points.sort()
-        ax.plot([k for k, _ in points], [v for _, v in points], marker="o", color=f"C{i}", label=f"{family}:K")
+        for j, run in enumerate(consecutive_runs(points)):
+            ax.plot([k for k, _ in run], [v for _, v in run], marker="o", color=f"C{i}",
+                    label=f"{family}:K" if j == 0 else None)
     for j, (name, value) in enumerate(fixed):
         ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(families) + j}", label=name)
     from matplotlib.ticker import MaxNLocator
