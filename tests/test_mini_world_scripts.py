@@ -124,3 +124,23 @@ def test_the_adversarial_images_stay_within_their_ball_and_raise_the_loss():
     attacked = l2_attack(loss_of, images, 0.5, 3, torch.Generator().manual_seed(2))
     assert (attacked - images).flatten(1).norm(dim=1).max() <= 0.5 + 1e-5
     assert attacked.abs().max() <= 1 and loss_of(attacked) > loss_of(images) + 1.0
+
+
+def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
+    import json
+
+    run_dir = fake_sketch_run(tmp_path / "run")  # the frozen generator as an 'adapted' one: no stars
+    out = tmp_path / "probe.json"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "night_probe.py"), str(run_dir), "--n", "24", "--supervised", "2",
+                           "--every", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads(out.read_text())
+    made_up, generators = r["made_up"], r["generators"]
+    # The judge calls night only with the sky's own stars; the stars measure tells them from the dark photo.
+    assert made_up["the true night"]["judged_night"] == 1.0 and made_up["the true night"]["stars"] > 0.4
+    assert made_up["dark photo + the sky's stars (no rim light)"]["judged_night"] == 1.0
+    assert made_up["dark photo + 18 stars elsewhere"]["judged_night"] == 0.0
+    assert abs(made_up["dark photo"]["stars"]) < 0.01 and abs(made_up["dark photo + 18 stars elsewhere"]["stars"]) < 0.01
+    assert abs(generators[str(run_dir)]["stars"]) < 0.01 and generators["frozen generator"]["judged_night"] == 0.0
+    assert [row["step"] for row in r["supervised"]] == [2]
