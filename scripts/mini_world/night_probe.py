@@ -8,8 +8,10 @@ Three probes on held-out scenes (docs/MINI_WORLD.md, "Night"):
 2. `stars`: how much brighter an image is at the sky's star places than 3 px beside them (page only,
    luminance in [0, 1]; a true night about 0.47, the dark photo 0) for the frozen generator and for
    each generator or run dir given: a judged share can come from grain, the stars cannot;
-3. `--supervised N`: a capacity check, not NADA: train the layers of `--layers` for N steps with L1 to
-   the true night renders of random scenes, and measure the same figures every `--every` steps.
+3. `--supervised N`: a capacity check, not NADA: train the layers of `--layers` for N steps by
+   regression to the true night renders of random scenes, with the loss the generator was trained
+   with (L1 plus `--edge-weight` times the L1 of image gradients, which weighs a star as much as a
+   patch of page), and measure the same figures every `--every` steps.
 
     python scripts/mini_world/night_probe.py runs/mini-night --supervised 2000
 """
@@ -25,6 +27,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_generator_v2 import loss_fn  # noqa: E402
+
 from nada_utils import load_generator  # noqa: E402
 from nada_utils.adapt import freezing  # noqa: E402
 from nada_utils.adapt.run_dir import adapted_generator_path  # noqa: E402
@@ -74,8 +79,10 @@ def generator_of(source: str):
     return load_generator(adapted_generator_path(path)[0] if path.exists() else source)
 
 
-def supervised(G0, J, z, c, scenes, *, layers: str, steps: int, every: int, lr: float, seed: int) -> list[dict]:
-    """Train `layers` of a copy of G0 by L1 to true night renders of random scenes; figures every `every` steps."""
+def supervised(G0, J, z, c, scenes, *, layers: str, steps: int, every: int, lr: float, edge_weight: float,
+               seed: int) -> list[dict]:
+    """Train `layers` of a copy of G0 by regression to true night renders of random scenes (the
+    generator's own loss); figures every `every` steps."""
     torch.manual_seed(seed)
     G = copy.deepcopy(G0)
     freezing.set_trainable(G, freezing.static_layers(freezing.parse_layer_spec(layers, G, include_torgb=True), G,
@@ -86,14 +93,14 @@ def supervised(G0, J, z, c, scenes, *, layers: str, steps: int, every: int, lr: 
         zs = torch.randn(8, G.z_dim)
         labels = torch.randint(0, len(W.SHAPES), (8,)) if G.c_dim else None
         target = W.render(W.scene_from_z(zs, labels), "night", G.img_resolution)
-        loss = (G(zs, class_input(G, labels, "cpu")) - target).abs().mean()
+        loss = loss_fn(G(zs, class_input(G, labels, "cpu")), target, edge_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % every == 0:
             with torch.no_grad():
-                rows.append({"step": step, "l1": loss.item(), **figures(J, G(z, c), scenes)})
-            print(f"supervised {layers} step {step}: L1 {loss.item():.4f}, judged night {rows[-1]['judged_night']:.2f}, "
+                rows.append({"step": step, "loss": loss.item(), **figures(J, G(z, c), scenes)})
+            print(f"supervised {layers} step {step}: loss {loss.item():.4f}, judged night {rows[-1]['judged_night']:.2f}, "
                   f"shape kept {rows[-1]['shape_kept']:.2f}, stars {rows[-1]['stars']:.3f}", flush=True)
     return rows
 
@@ -106,6 +113,7 @@ def main(argv=None) -> int:
     p.add_argument("--supervised", type=int, default=0, metavar="STEPS", help="also run the capacity check")
     p.add_argument("--layers", default="last:3", help="the capacity check's layers (toRGB included)")
     p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--edge-weight", type=float, default=1.0, help="the gradient term's weight (0: plain L1)")
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
     if args.supervised:
         with torch.enable_grad():
             report["supervised"] = supervised(G0, J, z, c, scenes, layers=args.layers, steps=args.supervised,
-                                              every=args.every, lr=args.lr, seed=args.seed)
+                                              every=args.every, lr=args.lr,
+                                              edge_weight=args.edge_weight, seed=args.seed)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
