@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "mini_world"
 
@@ -132,7 +133,8 @@ def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
     run_dir = fake_sketch_run(tmp_path / "run")  # the frozen generator as an 'adapted' one: no stars
     out = tmp_path / "probe.json"
     done = subprocess.run([sys.executable, str(SCRIPTS / "night_probe.py"), str(run_dir), "--n", "24", "--supervised", "2",
-                           "--every", "2", "--out", str(out)],
+                           "--nada", "2", "--positional", "--every", "2", "--grids", str(tmp_path / "grids"),
+                           "--out", str(out)],
                           capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads(out.read_text())
@@ -143,4 +145,11 @@ def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
     assert made_up["dark photo + 18 stars elsewhere"]["judged_night"] == 0.0
     assert abs(made_up["dark photo"]["stars"]) < 0.01 and abs(made_up["dark photo + 18 stars elsewhere"]["stars"]) < 0.01
     assert abs(generators[str(run_dir)]["stars"]) < 0.01 and generators["frozen generator"]["judged_night"] == 0.0
-    assert [row["step"] for row in r["supervised"]] == [2]
+    # Under the mini CLIP the true night lies further along "a photo" -> "a night photo" than the dark photo.
+    assert made_up["the true night"]["cos"]["mini-clip-2"] > made_up["dark photo"]["cos"]["mini-clip-2"] + 0.3
+    # Both checks ran with the positional image and drew their rows (frozen, trained, true night, the image).
+    assert [row["step"] for row in r["supervised"]] == [2] and [row["step"] for row in r["nada"]] == [2]
+    assert "mini-clip-2" in r["nada"][0]["cos"]
+    for name in ("supervised-positional.png", "nada-positional-mini-clip-2.png"):
+        with Image.open(tmp_path / "grids" / name) as grid:
+            assert grid.height > 4 * 64 and grid.width > 8 * 64
