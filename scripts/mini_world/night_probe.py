@@ -163,9 +163,10 @@ def regression(edge_weight: float):
     return objective
 
 
-def directional(clip: str):
-    """NADA's objective: the directional loss of "a photo" -> "a night photo" under one mini CLIP."""
-    guide = ClipGuide([(clip, load_clip(clip), 1.0)])
+def directional(clips: str):
+    """NADA's objective: the directional loss of "a photo" -> "a night photo" under the mini CLIPs
+    named (comma-separated, weight 1 each)."""
+    guide = ClipGuide([(name, load_clip(name), 1.0) for name in clips.split(",")])
     direction = guide.text_directions(W.domain_prompt("photo"), W.domain_prompt("night"), templates=False)
 
     def objective(images, frozen, scenes):
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=128, help="held-out scenes")
     p.add_argument("--supervised", type=int, default=0, metavar="STEPS", help="also run the capacity check")
     p.add_argument("--nada", type=int, default=0, metavar="STEPS", help="also run the directional check")
-    p.add_argument("--nada-clip", default="mini-clip-2", help="the directional check's CLIP (the preset's)")
+    p.add_argument("--nada-clip", default="mini-clip-2", help="the directional check's CLIPs, comma-separated (default: the preset's)")
     p.add_argument("--positional", action="store_true", help="both checks: a learned image added to the output")
     p.add_argument("--grids", type=Path, help="write each check's image rows here")
     p.add_argument("--layers", default="last:3", help="the checks' layers (toRGB included in the capacity check)")
