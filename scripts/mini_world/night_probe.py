@@ -19,8 +19,8 @@ Four probes on held-out scenes (docs/MINI_WORLD.md, "Night"):
 
 `--positional` gives both checks a learned image added to the generator's output (zero at the start,
 5 x the learning rate): a path from absolute position to every pixel, which tells whether position is
-what the generator lacks. `--grids DIR` writes each check's rows (frozen, trained, true night; the learned image) as
-DIR/supervised[-positional].png and DIR/nada[-positional]-CLIP.png.
+what the generator lacks. `--grids DIR` writes each check's rows (frozen, trained, true night; the
+learned image) as DIR/supervised[-positional].png and DIR/nada[-positional]-CLIP[+CLIP].png.
 
     python scripts/mini_world/night_probe.py runs/mini-night --supervised 2000
     python scripts/mini_world/night_probe.py --supervised 200 --nada 200 --positional --grids runs/night-grids
@@ -124,7 +124,7 @@ class OutputBias(torch.nn.Module):
 def fit(G0, J, z, c, scenes, objective, *, name: str, layers: str, include_torgb: bool, steps: int, every: int,
         lr: float, positional: bool, seed: int, directions: dict) -> tuple[list[dict], torch.nn.Module]:
     """Train `layers` of a copy of G0 (with `positional`, also an OutputBias at 5 x lr) on
-    `objective(images, frozen images, scenes)` for batches of 8 random scenes; figures (cos under
+    `objective(images, z, c, scenes)` for batches of 8 random scenes; figures (cos under
     `directions`) every `every` steps."""
     torch.manual_seed(seed)
     G = copy.deepcopy(G0)
@@ -140,9 +140,7 @@ def fit(G0, J, z, c, scenes, objective, *, name: str, layers: str, include_torgb
         zs = torch.randn(8, G.z_dim)
         labels = torch.randint(0, len(W.SHAPES), (8,)) if G.c_dim else None
         cs = class_input(G, labels, "cpu")
-        with torch.no_grad():
-            frozen = G0(zs, cs)
-        loss = objective(G(zs, cs), frozen, W.scene_from_z(zs, labels))
+        loss = objective(G(zs, cs), zs, cs, W.scene_from_z(zs, labels))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -158,18 +156,20 @@ def fit(G0, J, z, c, scenes, objective, *, name: str, layers: str, include_torgb
 
 def regression(edge_weight: float):
     """The capacity check's objective: the generator's own loss against the true night renders."""
-    def objective(images, frozen, scenes):
+    def objective(images, z, c, scenes):
         return loss_fn(images, W.render(scenes, "night", images.shape[-1]), edge_weight)
     return objective
 
 
-def directional(clips: str):
-    """NADA's objective: the directional loss of "a photo" -> "a night photo" under the mini CLIPs
-    named (comma-separated, weight 1 each)."""
+def directional(clips: str, G0):
+    """NADA's objective: the directional loss of "a photo" -> "a night photo" from G0's image of the
+    same z, under the mini CLIPs named (comma-separated, weight 1 each)."""
     guide = ClipGuide([(name, load_clip(name), 1.0) for name in clips.split(",")])
     direction = guide.text_directions(W.domain_prompt("photo"), W.domain_prompt("night"), templates=False)
 
-    def objective(images, frozen, scenes):
+    def objective(images, z, c, scenes):
+        with torch.no_grad():
+            frozen = G0(z, c)
         return guide.directional(frozen, images, direction)[0]
     return objective
 
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=128, help="held-out scenes")
     p.add_argument("--supervised", type=int, default=0, metavar="STEPS", help="also run the capacity check")
     p.add_argument("--nada", type=int, default=0, metavar="STEPS", help="also run the directional check")
-    p.add_argument("--nada-clip", default="mini-clip-2", help="the directional check's CLIPs, comma-separated (default: the preset's)")
+    p.add_argument("--nada-clip", default="mini-clip-2", help="the directional check's CLIPs, comma-separated")
     p.add_argument("--positional", action="store_true", help="both checks: a learned image added to the output")
     p.add_argument("--grids", type=Path, help="write each check's image rows here")
     p.add_argument("--layers", default="last:3", help="the checks' layers (toRGB included in the capacity check)")
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
                   + "".join(f" {row['cos'][n]:.3f} |" if n in row["cos"] else " - |" for n in directions))
     # (name, steps, objective, toRGB trained): the capacity check trains toRGB, the preset does not.
     checks = [("supervised", args.supervised, lambda: regression(args.edge_weight), True),
-              ("nada", args.nada, lambda: directional(args.nada_clip), False)]
+              ("nada", args.nada, lambda: directional(args.nada_clip, G0), False)]
     for name, steps, objective, include_torgb in checks:
         if not steps:
             continue
@@ -229,7 +229,8 @@ def main(argv=None) -> int:
                                   positional=args.positional, seed=args.seed, directions=directions)
         if args.grids:
             args.grids.mkdir(parents=True, exist_ok=True)
-            stem = name + ("-positional" if args.positional else "") + (f"-{args.nada_clip}" if name == "nada" else "")
+            stem = name + ("-positional" if args.positional else "")
+            stem += f"-{args.nada_clip.replace(',', '+')}" if name == "nada" else ""
             save_check_grid(G0, G, z[:8], None if c is None else c[:8], scenes[:8], args.grids / f"{stem}.png")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
