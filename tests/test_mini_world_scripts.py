@@ -133,7 +133,7 @@ def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
     run_dir = fake_sketch_run(tmp_path / "run")  # the frozen generator as an 'adapted' one: no stars
     out = tmp_path / "probe.json"
     done = subprocess.run([sys.executable, str(SCRIPTS / "night_probe.py"), str(run_dir), "--n", "24", "--supervised", "2",
-                           "--nada", "2", "--positional", "--every", "2", "--grids", str(tmp_path / "grids"),
+                           "--nada", "2", "--positional", "--sparsity", "1", "--every", "2", "--grids", str(tmp_path / "grids"),
                            "--out", str(out)],
                           capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -150,6 +150,6 @@ def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
     # Both checks ran with the positional image and drew their rows (frozen, trained, true night, the image).
     assert [row["step"] for row in r["supervised"]] == [2] and [row["step"] for row in r["nada"]] == [2]
     assert "mini-clip-2" in r["nada"][0]["cos"]
-    for name in ("supervised-positional.png", "nada-positional-mini-clip-2.png"):
+    for name in ("supervised-positional-sparsity1.png", "nada-positional-sparsity1-mini-clip-2.png"):
         with Image.open(tmp_path / "grids" / name) as grid:
             assert grid.height > 4 * 64 and grid.width > 8 * 64

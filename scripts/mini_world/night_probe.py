@@ -19,8 +19,9 @@ Four probes on held-out scenes (docs/MINI_WORLD.md, "Night"):
 
 `--positional` gives both checks a learned image added to the generator's output (zero at the start,
 5 x the learning rate): a path from absolute position to every pixel, which tells whether position is
-what the generator lacks. `--grids DIR` writes each check's rows (frozen, trained, true night; the
-learned image) as DIR/supervised[-positional].png and DIR/nada[-positional]-CLIP[+CLIP].png.
+what the generator lacks; `--sparsity W` adds W x its mean absolute value to the loss, so that grain
+costs and a few stars would not. `--grids DIR` writes each check's rows (frozen, trained, true night; the
+learned image) as DIR/supervised[-positional][-sparsityW].png and DIR/nada[-positional][-sparsityW]-CLIP[+CLIP].png.
 
     python scripts/mini_world/night_probe.py runs/mini-night --supervised 2000
     python scripts/mini_world/night_probe.py --supervised 200 --nada 200 --positional --grids runs/night-grids
@@ -122,10 +123,10 @@ class OutputBias(torch.nn.Module):
 
 
 def fit(G0, J, z, c, scenes, objective, *, name: str, layers: str, include_torgb: bool, steps: int, every: int,
-        lr: float, positional: bool, seed: int, directions: dict) -> tuple[list[dict], torch.nn.Module]:
-    """Train `layers` of a copy of G0 (with `positional`, also an OutputBias at 5 x lr) on
-    `objective(images, z, c, scenes)` for batches of 8 random scenes; figures (cos under
-    `directions`) every `every` steps."""
+        lr: float, positional: bool, sparsity: float, seed: int, directions: dict) -> tuple[list[dict], torch.nn.Module]:
+    """Train `layers` of a copy of G0 (with `positional`, also an OutputBias at 5 x lr, its mean
+    absolute value weighted by `sparsity` in the loss) on `objective(images, z, c, scenes)` for
+    batches of 8 random scenes; figures (cos under `directions`) every `every` steps."""
     torch.manual_seed(seed)
     G = copy.deepcopy(G0)
     freezing.set_trainable(G, freezing.static_layers(freezing.parse_layer_spec(layers, G, include_torgb=include_torgb), G,
@@ -141,6 +142,8 @@ def fit(G0, J, z, c, scenes, objective, *, name: str, layers: str, include_torgb
         labels = torch.randint(0, len(W.SHAPES), (8,)) if G.c_dim else None
         cs = class_input(G, labels, "cpu")
         loss = objective(G(zs, cs), zs, cs, W.scene_from_z(zs, labels))
+        if positional and sparsity:
+            loss = loss + sparsity * G.bias.abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -192,6 +195,8 @@ def main(argv=None) -> int:
     p.add_argument("--nada", type=int, default=0, metavar="STEPS", help="also run the directional check")
     p.add_argument("--nada-clip", default="mini-clip-2", help="the directional check's CLIPs, comma-separated")
     p.add_argument("--positional", action="store_true", help="both checks: a learned image added to the output")
+    p.add_argument("--sparsity", type=float, default=0.0,
+                   help="with --positional: weight of the learned image's mean |value| in the loss (grain costs)")
     p.add_argument("--grids", type=Path, help="write each check's image rows here")
     p.add_argument("--layers", default="last:3", help="the checks' layers (toRGB included in the capacity check)")
     p.add_argument("--lr", type=float, default=0.002)
@@ -226,10 +231,11 @@ def main(argv=None) -> int:
         with torch.enable_grad():
             report[name], G = fit(G0, J, z, c, scenes, objective(), name=name, layers=args.layers,
                                   include_torgb=include_torgb, steps=steps, every=args.every, lr=args.lr,
-                                  positional=args.positional, seed=args.seed, directions=directions)
+                                  positional=args.positional, sparsity=args.sparsity, seed=args.seed,
+                                  directions=directions)
         if args.grids:
             args.grids.mkdir(parents=True, exist_ok=True)
-            stem = name + ("-positional" if args.positional else "")
+            stem = name + ("-positional" if args.positional else "") + (f"-sparsity{args.sparsity:g}" if args.sparsity else "")
             stem += f"-{args.nada_clip.replace(',', '+')}" if name == "nada" else ""
             save_check_grid(G0, G, z[:8], None if c is None else c[:8], scenes[:8], args.grids / f"{stem}.png")
     if args.out:
