@@ -36,7 +36,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,6 +43,7 @@ from train_generator_v2 import loss_fn  # noqa: E402
 
 from nada_utils import load_clip, load_generator  # noqa: E402
 from nada_utils.adapt.clip_guide import ClipGuide  # noqa: E402
+from nada_utils.adapt.losses import directional_loss  # noqa: E402
 from nada_utils.adapt import freezing  # noqa: E402
 from nada_utils.adapt.run_dir import adapted_generator_path  # noqa: E402
 from nada_utils.images import image_grid, save_image  # noqa: E402
@@ -69,10 +69,11 @@ def star_contrast(images: torch.Tensor, scenes: torch.Tensor) -> float:
 
 def figures(J, images: torch.Tensor, scenes: torch.Tensor, directions: dict | None = None) -> dict:
     """The judge's night share and shapes, `stars`, and cos(ΔI, ΔT) under each of `directions`
-    ({name: (guide, frozen embeddings, text direction)})."""
+    ({name: (guide, frozen embeddings, text direction)}): 1 - the directional loss itself, with no
+    floor, so that it is the cosine training maximises."""
     images = images.clamp(-1, 1)
     r = judged(J, images, scenes, "night")
-    cos = {name: (F.normalize(guide.encode_images(images)[0] - frozen, dim=-1) @ text).mean().item()
+    cos = {name: 1 - directional_loss(frozen, guide.encode_images(images)[0], text, floor=1e-8).item()
            for name, (guide, frozen, text) in (directions or {}).items()}
     return {"judged_night": r["target"], "shape_kept": r["shape"], "stars": star_contrast(images, scenes),
             "cos": cos, "judged_domains": r["domains"]}
@@ -83,8 +84,8 @@ def text_directions(names: list[str], frozen_images: torch.Tensor) -> dict:
     out = {}
     for name in names:
         guide = ClipGuide([(name, load_clip(name), 1.0)])
-        texts = guide.encode_texts(guide.models[0], [W.domain_prompt("photo"), W.domain_prompt("night")])
-        out[name] = (guide, guide.encode_images(frozen_images)[0], F.normalize(texts[1] - texts[0], dim=-1))
+        direction = guide.text_directions(W.domain_prompt("photo"), W.domain_prompt("night"), templates=False)[0]
+        out[name] = (guide, guide.encode_images(frozen_images)[0], direction)
     return out
 
 
