@@ -46,17 +46,11 @@ def rows(gains, structure=None, diversity=None):
             for i, (g, s, d) in enumerate(zip(gains, structure, diversity))]
 
 
-def test_best_step_rule():
-    assert ev.best_step(rows([0.1, 0.5, 0.6]))[0] == 30
-    # Overshoot: the text similarity still rises a little, the picture drifts away from its content.
-    step, why = ev.best_step(rows([0.3, 0.5, 0.55], structure=[0.9, 0.8, 0.6]))
-    assert step == 20 and "of 2 checkpoint(s) with clip_gain >= 0.9" in why
-    step, why = ev.best_step(rows([0.1, 0.5, 0.9], diversity=[1.0, 0.8, 0.2]))
-    assert step == 20 and "1 collapsed" in why  # the collapsed last checkpoint does not count
-    assert ev.best_step(rows([0.2, 0.4], diversity=[0.1, 0.2]))[0] == 20  # all collapsed: the rule runs over all
-    assert ev.best_step(rows([0.4, 0.4]))[0] == 10  # the earliest of equals
-    step, why = ev.best_step(rows([-0.3, -0.1, -0.2], structure=[0.5, 0.9, 0.7]))
-    assert step == 20 and "no checkpoint moved" in why
+def test_the_checkpoint_to_keep_is_the_last_one():
+    """No rule over the CLIP metrics beat the last checkpoint on the mini world's seed studies (docs/BENCHMARKS.md)."""
+    step, why = ev.best_step(rows([0.3, 0.5, 0.45], structure=[0.9, 0.8, 0.6], diversity=[1.0, 0.8, 0.2]))
+    assert step == 30 and why.startswith("the last checkpoint (step 30 of 3 evaluated)")
+    assert ev.best_step(list(reversed(rows([0.1, 0.2]))))[0] == 20  # by step, not by order in the file
     assert ev.best_step([]) == (None, "no evaluated checkpoints")
 
 

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 
-# |ΔI| below which the directional loss is linear in ΔI (ΔI is a difference of unit vectors: |ΔI| <= 2).
+# |ΔI| below which the directional loss is linear in ΔI (ΔI is a difference of unit vectors: |ΔI| <= 2):
+# 0.1 where training starts from ΔI = 0 (stored noise), and in effect none, as the official code, otherwise.
 DIRECTION_FLOOR = 0.1
+OFFICIAL_FLOOR = 1e-6
 
 
 def directional_loss(emb_frozen: torch.Tensor, emb_train: torch.Tensor, direction: torch.Tensor, *,
@@ -22,8 +24,8 @@ def directional_loss(emb_frozen: torch.Tensor, emb_train: torch.Tensor, directio
     direction `[D]` the unit text direction ΔT. Returns a scalar in [0, 2].
 
     Once |ΔI| exceeds `floor` this is the reference's `1 - cos(ΔI, ΔT)`. Below it the loss is linear
-    in ΔI, and why: at step 0 the generators are identical and, with the stored noise both use,
-    ΔI = 0. The gradient of a cosine grows as 1 / |ΔI|, so the first steps' gradients would have an
+    in ΔI, and why: at step 0 the generators are identical and, with stored noise in both (`--noise
+    stored`), ΔI = 0. The gradient of a cosine grows as 1 / |ΔI|, so the first steps' gradients would have an
     arbitrary size (with a floor of 1e-4, about 1,000 times the later ones) that Adam's second moment
     (beta2 0.992) remembers for hundreds of steps, shrinking every later update: training stalled for
     its first hundred steps (docs/BENCHMARKS.md, "How training starts"). A floor of 0.1 (a cosine of

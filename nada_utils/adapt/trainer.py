@@ -28,7 +28,6 @@ from nada_utils.adapt.freezing import (
     set_trainable,
     static_layers,
 )
-from nada_utils.adapt.losses import DIRECTION_FLOOR
 from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.adapt.run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
 from nada_utils.adapt.selection import select_layers
@@ -67,8 +66,8 @@ class Setup:
 
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
                 style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None],
-                clip_precision: str = "fp32", clip_resize: str = "antialias", selection_text: str = "templates",
-                direction_floor: float = DIRECTION_FLOOR, classes=None, class_names=None) -> Setup:
+                clip_precision: str, clip_resize: str, selection_text: str,
+                direction_floor: float, classes=None, class_names=None) -> Setup:
     """Load the generators and CLIP models and compute the target directions (text, or style images).
 
     clip_precision, clip_resize, selection_text, direction_floor, classes, class_names: as the

@@ -55,12 +55,19 @@ def cmd_study(args) -> int:
         write_study,
     )
 
+    from nada_utils.models.rendering import parse_seeds
+
     out = Path(args.out)
-    configs = [(preset, make_config(preset, steps=args.steps, device=args.device)) for preset in args.preset]
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    # With --reference, each preset's runs go beside its own, to OUT/PRESET-reference/.
+    configs = [(preset + ("-reference" if args.reference else ""),
+                make_config(preset, reference=args.reference, steps=args.steps, device=args.device))
+               for preset in args.preset]
     for preset, base in configs:
         specs = args.layers or study_strategies(base)
-        title = f"{preset}, {base.steps} steps"
-        rows = run_study(base, specs, out / preset, progress=not args.quiet)
+        title = f"{preset}, {base.steps} steps" + (f", seeds {args.seeds}" if seeds else "")
+        rows = run_study(base, specs, out / preset, seeds=seeds, jobs=args.jobs, threads=args.threads,
+                         progress=not args.quiet)
         names = class_names_of(base)
         write_study(rows, out / preset, title=title, class_names=names)
         per_class = class_study_table(rows, names=names)
@@ -182,28 +189,39 @@ def add_commands(sub) -> None:
     t.add_argument("--fast", help="speed options: auto (tf32,channels_last on a GPU; none on a CPU), none, or a comma "
                                   "list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    r = t.add_argument_group("the official code's behaviour (docs/REFERENCE.md)")
+    r = t.add_argument_group("departures from the official code (docs/REFERENCE.md); the defaults are its behaviour")
     r.add_argument("--reference", action="store_true", help="run exactly what the official StyleGAN-NADA code runs: "
-                   "the settings below as it has them, and auto:K with its W+ table (auto-official:K)")
-    r.add_argument("--noise", choices=NOISE, help="stored (default): the checkpoint's noise in both "
-                   "generators; random: fresh noise per generator and step, as the official code")
+                   "the defaults below even where a preset departs from them, noise strengths trained, and auto:K "
+                   "with its W+ table (auto-official:K)")
+    r.add_argument("--noise", choices=NOISE, help="random (default, official): fresh noise per generator and step; "
+                   "stored: the checkpoint's noise in both generators")
     r.add_argument("--clip-precision", choices=CLIP_PRECISIONS,
-                   help="fp32 (default); fp16 (CUDA only); auto: fp16 on a GPU, fp32 on a CPU, as the official code")
+                   help="auto (default, official): fp16 on a GPU, fp32 on a CPU; fp32; fp16 (CUDA only)")
     r.add_argument("--clip-resize", choices=CLIP_RESIZES,
-                   help="CLIP input resize: antialias (default) or official (bicubic without antialiasing)")
+                   help="CLIP input resize: official (default; bicubic without antialiasing) or antialias")
     r.add_argument("--selection-text", choices=SELECTION_TEXTS,
-                   help="auto/gradnorm's target: templates (default, as the direction) or bare (the text alone, official)")
+                   help="auto/gradnorm's target: bare (default, official: the target text alone) or templates (as the direction)")
     r.add_argument("--mixing-cutoff", choices=MIXING_CUTOFFS,
-                   help="with --mixing: one style-mixing cutoff for both generators (default), or one each (official)")
+                   help="with --mixing: one style-mixing cutoff per generator (default, official), or one shared by both")
     r.add_argument("--direction-floor", type=float, help="|ΔI| below which the directional loss is linear, so that "
-                   "training starts at once from ΔI = 0 (default 0.1; the official code has none, --reference: 1e-6)")
+                   "training can start from ΔI = 0 (default: 0.1 with --noise stored, else 1e-6, in effect none, "
+                   "as the official code)")
     t.set_defaults(func=cmd_train)
 
     st = sub.add_parser("study", help="block importance: train a preset once per layer strategy, on the same budget")
     st.add_argument("--preset", nargs="+", required=True, help="one or more presets, e.g. mini-sketch mini-night")
     st.add_argument("--layers", nargs="+", help="layer specs (default: last:K for every K, the phases, all, auto:K, gradnorm:K)")
     st.add_argument("--steps", type=int, help="steps of every run (default: the preset's)")
-    st.add_argument("--out", required=True, help="runs go to OUT/PRESET/SPEC/ (reused or resumed when run again); table and plot to OUT/PRESET/")
+    st.add_argument("--seeds", help="train every spec once per seed, e.g. 0-7 or 0,3,5: tables of each metric's mean, "
+                    "min and spread over seeds, and a plot with bars from the worst seed to the best "
+                    "(default: one run per spec, the preset's seed)")
+    st.add_argument("--reference", action="store_true", help="the official code's behaviour (as train --reference): "
+                    "runs go to OUT/PRESET-reference/, to set beside the preset's own")
+    st.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default 1: in this "
+                    "process). On a CPU, --jobs N --threads 1 with N cores")
+    st.add_argument("--threads", type=int, help="torch threads per run (default: torch's own in this process, 1 per "
+                    "job with --jobs > 1)")
+    st.add_argument("--out", required=True, help="runs go to OUT/PRESET/SPEC/ (OUT/PRESET/SPEC/seed-N/ with --seeds; reused or resumed when run again); table and plot to OUT/PRESET/")
     st.add_argument("--results", help="also copy each run's final grid, metrics and config to RESULTS/PRESET/SPEC/")
     st.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     st.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -11,14 +11,14 @@ the table, the rows as JSON and a plot of the main metric against K. The CLI (`s
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Callable
 
 from nada_utils.adapt.config import TrainConfig
 from nada_utils.adapt.freezing import PHASES
-from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, read_evals, read_log, run_exists
+from nada_utils.adapt.run_dir import is_finished, read_config, read_evals, read_log
 from nada_utils.errors import NadaError
+from nada_utils.experiments.runs import PlannedRun, execute
 from nada_utils.fileio import atomic_write_text, copy_atomic
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
@@ -81,41 +81,92 @@ def summarize(run_dir, spec: str | None = None) -> dict:
     return row
 
 
-def run_study(base: TrainConfig, strategies, root, *, progress: bool = True, log: Callable[[str], None] = print,
-              sync_root=None) -> list[dict]:
-    """Train `base` once per layer spec in `strategies` into `root/<slug>`; return one row per spec.
+def plan_study(base: TrainConfig, strategies, root, *, seeds=None, sync_root=None) -> list[PlannedRun]:
+    """One `PlannedRun` per layer spec (and per seed): `root/<slug>/`, or `root/<slug>/seed-N/` with `seeds`."""
+    runs = []
+    for spec in strategies:
+        for seed in (None,) if seeds is None else seeds:
+            rel = Path(slug(spec)) if seed is None else Path(slug(spec)) / f"seed-{seed}"
+            settings = {**base.to_dict(), "layers": spec, **({} if seed is None else {"seed": int(seed)})}
+            labels = {"layers": spec, **({} if seed is None else {"seed": int(seed)})}
+            runs.append(PlannedRun(root / rel, TrainConfig.from_dict(settings), labels,
+                                   Path(sync_root) / rel if sync_root else None))
+    return runs
+
+
+def gather(runs: list[PlannedRun]) -> list[dict]:
+    """The study rows of the finished runs of a plan, read from their run dirs (labels first)."""
+    return [{**summarize(r.run_dir, r.labels.get("layers")), **r.labels}
+            for r in runs if is_finished(r.run_dir, r.cfg.steps)]
+
+
+def run_study(base: TrainConfig, strategies, root, *, seeds=None, jobs: int = 1, threads: int | None = None,
+              progress: bool = True, log: Callable[[str], None] = print, sync_root=None) -> list[dict]:
+    """Train `base` once per layer spec in `strategies` (and per seed in `seeds`) into `root`; one row per run.
 
     A finished run whose config matches is reused; an unfinished one resumes. A run dir holding a
-    different config is an error (choose another root). `sync_root`: mirror each run there (Drive).
+    different config is an error (choose another root). `jobs`, `threads`: see `runs.execute`.
+    `sync_root`: mirror each run there (Drive).
     """
     from nada_utils.adapt.freezing import parse_layer_spec
-    from nada_utils.adapt.trainer import train
     from nada_utils.models.generator_io import load_generator
 
     root = Path(root)
     strategies = list(strategies)
     if not strategies:
         raise NadaError("a study needs at least one layer strategy")
+    if seeds is not None and not list(seeds):
+        raise NadaError("--seeds names no seed; give e.g. 0-7 or 0,1,2")
     G = load_generator(base.generator)  # check every spec now, not after hours of training
     for spec in strategies:
         parse_layer_spec(spec, G, include_torgb=base.include_torgb)
     del G
-    rows = []
-    for i, spec in enumerate(strategies, start=1):
-        run_dir = root / slug(spec)
-        cfg = TrainConfig.from_dict({**base.to_dict(), "layers": spec})
-        sync_dir = Path(sync_root) / slug(spec) if sync_root else None
-        resume = run_exists(run_dir, sync_dir)
-        if has_results(run_dir):  # also before reusing a finished run: it must be this config's
-            check_resume(read_config(run_dir), cfg)
-        log(f"[{i}/{len(strategies)}] {spec}: " + ("resuming/reusing " if resume else "training ") + str(run_dir))
-        t0 = time.time()
-        if not is_finished(run_dir, cfg.steps):
-            train(cfg, run_dir, resume=resume, progress=progress, log=log, sync_dir=sync_dir)
-        row = summarize(run_dir, spec)
-        row["wall_seconds"] = round(time.time() - t0, 1)
-        rows.append(row)
-    return rows
+    runs = plan_study(base, strategies, root, seeds=seeds, sync_root=sync_root)
+    execute(runs, jobs=jobs, threads=threads, progress=progress, log=log)
+    return gather(runs)
+
+
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """Per layer spec (in the rows' order), each metric's mean, min, max and spread (max - min) over seeds.
+
+    Returns `[{"layers": spec, "seeds": [...], "metrics": {metric: {"mean", "min", "max", "spread"}}}]`."""
+    specs: dict[str, list[dict]] = {}
+    for r in rows:
+        specs.setdefault(r["layers"], []).append(r)
+    out = []
+    for spec, group in specs.items():
+        stats = {}
+        for m in (*METRICS, "train_seconds"):
+            values = [r[m] for r in group if isinstance(r.get(m), (int, float))]
+            if values:
+                stats[m] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values),
+                            "spread": max(values) - min(values)}
+        out.append({"layers": spec, "seeds": [r.get("seed") for r in group], "metrics": stats})
+    return out
+
+
+def seed_tables(rows: list[dict]) -> str:
+    """Markdown: an overview (each metric's mean and min over seeds, per spec), then a table per spec
+    with every metric's mean, min, max, spread and each seed's value."""
+    summary = seed_summary(rows)
+    metrics = [m for m in METRICS if any(m in s["metrics"] for s in summary)]
+    lines = ["| layers | seeds | " + " | ".join(f"{m} mean (min)" for m in metrics) + " |",
+             "|---" * (len(metrics) + 2) + "|"]
+    for s in summary:
+        cells = [f"{s['metrics'][m]['mean']:.3f} ({s['metrics'][m]['min']:.3f})" if m in s["metrics"] else ""
+                 for m in metrics]
+        lines.append(f"| `{s['layers']}` | {len(s['seeds'])} | " + " | ".join(cells) + " |")
+    for s in summary:
+        group = [r for r in rows if r["layers"] == s["layers"]]
+        seeds = [r.get("seed") for r in group]
+        lines += ["", f"`{s['layers']}`, seeds {', '.join(str(x) for x in seeds)}:", "",
+                  "| metric | mean | min | max | spread | " + " | ".join(f"seed {x}" for x in seeds) + " |",
+                  "|---" * (len(seeds) + 5) + "|"]
+        for m, st in s["metrics"].items():
+            each = [f"{r[m]:.3f}" if isinstance(r.get(m), (int, float)) else "" for r in group]
+            lines.append(f"| {m} | {st['mean']:.3f} | {st['min']:.3f} | {st['max']:.3f} | {st['spread']:.3f} | "
+                         + " | ".join(each) + " |")
+    return "\n".join(lines)
 
 
 def main_metric(rows: list[dict]) -> str:
@@ -127,7 +178,10 @@ def main_metric(rows: list[dict]) -> str:
 
 
 def study_table(rows: list[dict]) -> str:
-    """A markdown table of the rows: layers, every metric present, training seconds."""
+    """A markdown table of the rows: layers, every metric present, training seconds (`seed_tables` when
+    the rows come from several seeds)."""
+    if any("seed" in r for r in rows):
+        return seed_tables(rows)
     metrics = [m for m in METRICS if any(r.get(m) is not None for r in rows)]
     lines = ["| layers | " + " | ".join(metrics) + " | train s |", "|---" * (len(metrics) + 2) + "|"]
     for r in rows:
@@ -175,7 +229,9 @@ def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = Tru
     per_class = class_study_table(rows, names=class_names)
     table = (f"# {title}\n\n" if title else "") + study_table(rows) + "\n" + (f"\nPer class:\n\n{per_class}\n" if per_class else "")
     written = {
-        "json": atomic_write_text(out_dir / "study.json", json.dumps({"title": title, "rows": rows}, indent=2) + "\n"),
+        "json": atomic_write_text(out_dir / "study.json", json.dumps(
+            {"title": title, "rows": rows, **({"seeds": seed_summary(rows)} if any("seed" in r for r in rows) else {})},
+            indent=2) + "\n"),
         "table": atomic_write_text(out_dir / "study.md", table),
         "plot": plot_study(rows, metric, out_dir / "study.png", title=f"{title}: {metric}" if title else metric),
     }
@@ -183,10 +239,13 @@ def write_study(rows: list[dict], out_dir, *, title: str = "", paths: bool = Tru
 
 
 def export_results(rows: list[dict], out_dir) -> list[Path]:
-    """Copy each run's final grid, metrics and config to `out_dir/<slug>/` (what `results/` holds)."""
+    """Copy each run's final grid, metrics and config to `out_dir/<slug>/` (`<slug>/seed-N/` for a seed
+    study; what `results/` holds)."""
     written = []
     for r in rows:
         run_dir, dest = Path(r["run_dir"]), Path(out_dir) / slug(r["layers"])
+        if r.get("seed") is not None:
+            dest = dest / f"seed-{r['seed']}"
         pairs = [(Path(r["samples"]), dest / "frozen_vs_adapted.png")] if r.get("samples") else []
         pairs += [(run_dir / n, dest / n) for n in ("metrics.json", "config.json") if (run_dir / n).is_file()]
         written += [copy_atomic(src, dst) for src, dst in pairs]

@@ -67,31 +67,49 @@ def consecutive_runs(points: list[tuple[int, float]]) -> list[list[tuple[int, fl
     return runs
 
 
+def spread_points(rows: list[dict], metric: str) -> dict[str, tuple[float, float, float]]:
+    """Per layer spec, (mean, min, max) of `metric` over its rows (one row per seed; min = max for one)."""
+    values: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get(metric) is not None:
+            values.setdefault(r["layers"], []).append(r[metric])
+    return {spec: (sum(v) / len(v), min(v), max(v)) for spec, v in values.items()}
+
+
 def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
-    """`metric` against k for each family of k-strategies (last:K, auto:K, ...); fixed strategies as lines."""
+    """`metric` against k for each family of k-strategies (last:K, auto:K, ...); fixed strategies as lines.
+
+    With several seeds per strategy, the mean, with a bar (a band for fixed strategies) from the
+    worst seed to the best; a marker only at the K that ran."""
     fig = _figure()
     ax = fig.add_subplot()
     families: dict[str, list[tuple[int, float]]] = {}
     fixed = []
-    for r in rows:
-        if r.get(metric) is None:
-            continue
-        family, sep, k = r["layers"].partition(":")
+    points = spread_points(rows, metric)
+    seeded = any(lo != hi for _, lo, hi in points.values()) or any("seed" in r for r in rows)
+    for spec, (mean, lo, hi) in points.items():
+        family, sep, k = spec.partition(":")
         if sep and k.isdigit():
-            families.setdefault(family, []).append((int(k), r[metric]))
+            families.setdefault(family, []).append((int(k), spec))
         else:
-            fixed.append((r["layers"], r[metric]))
-    for i, (family, points) in enumerate(sorted(families.items())):
-        for j, run in enumerate(consecutive_runs(points)):
-            ax.plot([k for k, _ in run], [v for _, v in run], marker="o", color=f"C{i}",
-                    label=f"{family}:K" if j == 0 else None)
-    for j, (name, value) in enumerate(fixed):
-        ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(families) + j}", label=name)
+            fixed.append((spec, mean, lo, hi))
+    for i, (family, ks) in enumerate(sorted(families.items())):
+        for j, run in enumerate(consecutive_runs(ks)):
+            means = [points[spec][0] for _, spec in run]
+            errors = [[points[spec][0] - points[spec][1] for _, spec in run],
+                      [points[spec][2] - points[spec][0] for _, spec in run]]
+            ax.errorbar([k for k, _ in run], means, yerr=errors if seeded else None, marker="o", color=f"C{i}",
+                        capsize=3, label=(f"{family}:K" + (" (mean, worst-best seed)" if seeded else "")) if j == 0 else None)
+    for j, (name, mean, lo, hi) in enumerate(fixed):
+        color = f"C{len(families) + j}"
+        ax.axhline(mean, linestyle="--", linewidth=1, color=color, label=name)
+        if hi > lo:
+            ax.axhspan(lo, hi, color=color, alpha=0.12)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("K")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric + (" (mean over seeds)" if seeded else ""))
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
