@@ -10,7 +10,7 @@ tests/test_layers.py checks it (no import goes up, no module imports itself roun
     weights/     registry, downloads, file formats, safe unpickling
     models/      the networks and their loaders (StyleGAN2, StyleGAN3, CLIP, IR-SE50, LPIPS, random stand-ins)
     mini_world/  the procedural domain with ground truth
-    measure/     metrics, the best-checkpoint rule, plots
+    measure/     metrics, the checkpoint to keep, plots
     adapt/       the method: config, losses, layer selection, the step, the trainer, run dirs
     experiments/ studies and benchmarks that run the trainer
     invert/      projection, e4e, inversion, latent edits

@@ -1,5 +1,6 @@
 """The mini world's training scripts resume exactly: a run stopped and continued writes the same file."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,6 @@ def test_the_conditional_generator_starts_from_an_unconditional_one_that_stopped
 def fake_sketch_run(run_dir: Path, *, steps=(100, 200)) -> Path:
     """A run dir of the mini-sketch preset whose 'adapted' generator is mini-photo-2 itself, and
     evaluation rows as training writes them (the judge's figures included)."""
-    import json
 
     from nada_utils import load_generator, save_generator
     from nada_utils.adapt.config import make_config
@@ -80,24 +80,26 @@ def fake_sketch_run(run_dir: Path, *, steps=(100, 200)) -> Path:
     run_dir.mkdir(parents=True)
     write_config(run_dir, make_config("mini-sketch"))
     save_generator(load_generator("mini-photo-2"), run_dir / "generator.pt")
-    rows = [{"step": s, "clip_gain": 0.58 + i / 50, "diversity_ratio": 1.0, "structure_clip": 0.5 - i / 10,
+    rows = [{"step": s, "clip_gain": 0.58 + i / 50, "directional": 0.6 + i / 10, "diversity_ratio": 1.0,
+             "structure_clip": 0.5 - i / 10,
              "judged_target": 0.2 + i / 2, "shape_kept": 1.0 - i / 10} for i, s in enumerate(steps)]
     (run_dir / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return run_dir
 
 
-def test_checkpoint_choice_sets_the_rule_beside_the_ground_truth(tmp_path):
+def test_checkpoint_choice_sets_every_rule_beside_the_ground_truth(tmp_path):
     run_dir = fake_sketch_run(tmp_path / "run")
-    done = subprocess.run([sys.executable, str(SCRIPTS / "checkpoint_choice.py"), str(run_dir)],
+    done = subprocess.run([sys.executable, str(SCRIPTS / "checkpoint_choice.py"), str(run_dir), "--table"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    # Both clip_gains are within 90% of the best: the rule keeps the more similar (step 100); the
-    # ground truth prefers step 200 (0.7 x 0.9 = 0.63 against 0.2 x 1.0).
-    assert "| mini-sketch `last:3` | 100-200, every 100 | 100 | 0.200 (0.20 x 1.00) | 0.630 (0.70 x 0.90) (200) |" in done.stdout
+    # The ground truth prefers step 200 (0.7 x 0.9 = 0.63 against 0.2 x 1.0); the shipped rule keeps the last,
+    # the earlier rule the one more like the frozen images (step 100), 0.43 below the last.
+    assert "| shipped (evaluation.best_step) | 100% | 0.000 | yes |" in done.stdout
+    assert "| the earlier rule | 0% | 0.430 | no |" in done.stdout
+    assert f"| {run_dir} | 100-200 | 200 | 0.630 | 0.630 (200) |" in done.stdout
 
 
 def test_the_inversion_check_scores_against_the_true_sketches(tmp_path):
-    import json
 
     run_dir = fake_sketch_run(tmp_path / "run")
     done = subprocess.run([sys.executable, str(SCRIPTS / "inversion_check.py"), "--scenes", "2", "--steps", "3",
@@ -128,7 +130,6 @@ def test_the_adversarial_images_stay_within_their_ball_and_raise_the_loss():
 
 
 def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
-    import json
 
     run_dir = fake_sketch_run(tmp_path / "run")  # the frozen generator as an 'adapted' one: no stars
     out = tmp_path / "probe.json"
@@ -153,3 +154,26 @@ def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
     for name in ("supervised-positional-sparsity1.png", "nada-positional-sparsity1-mini-clip-2.png"):
         with Image.open(tmp_path / "grids" / name) as grid:
             assert grid.height > 4 * 64 and grid.width > 8 * 64
+
+
+def test_seed_ablation_compares_each_variant_with_the_reference_over_seeds(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_ablation", SCRIPTS / "seed_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    runs = ablation.plan("mini-cartoon", ["reference", "mixing 0.9", "lr 0.0016"], [0, 1], tmp_path)
+    assert runs[0].cfg.reference and runs[0].cfg.steps == 350 and runs[2].cfg.mixing == 0.9 and runs[2].cfg.steps == 250
+    assert runs[0].run_dir == tmp_path / "mini-cartoon" / "reference" / "seed-0"
+    judged = {"reference": (0.90, 0.80), "mixing 0.9": (0.95, 0.85), "lr 0.0016": (0.99, 0.70)}  # per seed at step 250
+    for r in runs:
+        r.run_dir.mkdir(parents=True)
+        j = judged[r.labels["variant"]][r.labels["seed"]]
+        rows = [{"step": s, "judged_target": j, "shape_kept": 1.0, "edge_f1": 0.7, "edge_f1_frozen": 0.6}
+                for s in range(50, r.cfg.steps + 1, 50)]
+        (r.run_dir / "eval.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    text, rows = ablation.report("mini-cartoon", runs)
+    verdicts = {row["variant"]: row["verdict"] for row in rows}
+    assert verdicts["mixing 0.9"] == "**wins**"  # better mean and better worst seed
+    assert verdicts["lr 0.0016"] == "loses"  # better mean, worse worst seed
+    assert "| mixing 0.9 | 0.900 (0.850) |" in text and "reference, 350 steps" in text

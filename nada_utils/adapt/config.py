@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from nada_utils.adapt.losses import DIRECTION_FLOOR, OFFICIAL_FLOOR
+from nada_utils.adapt.losses import OFFICIAL_FLOOR
 from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.errors import NadaError
 
@@ -27,7 +27,9 @@ REFERENCE = dict(noise="random", clip_precision="auto", clip_resize="official", 
 
 # Fields that earlier versions did not write, with the value those versions used (not today's default),
 # so that their run dirs resume exactly.
-EARLIER_VERSIONS = dict(direction_floor=1e-4)
+# The switches below were all nada's own departures before the seed studies made the official ones the defaults.
+EARLIER_VERSIONS = dict(direction_floor=1e-4, noise="stored", clip_precision="fp32", clip_resize="antialias",
+                        selection_text="templates", mixing_cutoff="shared")
 
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
 RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast", "eval_samples")
@@ -77,8 +79,9 @@ class TrainConfig:
     clip_resize: str = "official"  # CLIP input resize: "official" (bicubic, not antialiased) or "antialias"
     selection_text: str = "bare"  # auto/gradnorm's target: "bare" (the target text alone, official) or "templates"
     mixing_cutoff: str = "independent"  # style mixing: one cutoff per generator (official), or "shared" by both
-    # |ΔI| below which the directional loss is linear. None: 0.1 with stored noise (both generators start equal,
-    # ΔI = 0, and a cosine's gradient there has no size), the official code's none (1e-6) with random noise.
+    # |ΔI| below which the directional loss is linear. None: chosen at the start of training, 0.1 where the first
+    # step has ΔI = 0 (stored noise, or a generator without noise inputs such as StyleGAN3: a cosine's gradient
+    # at 0 has no size), else the official code's none (1e-6).
     direction_floor: float | None = None
     reference: bool = False  # made with --reference: the settings above (and auto's layer table) as the official code's
     eval_samples: int = 32  # held-out latents scored at every checkpoint (evaluation.py); 0: no evaluation
@@ -95,13 +98,11 @@ class TrainConfig:
         self.betas = tuple(float(b) for b in self.betas)
         self.classes = None if self.classes is None else tuple(int(c) for c in self.classes)
         self.class_names = None if self.class_names is None else tuple(str(n).strip() for n in self.class_names)
-        if self.direction_floor is None:
-            self.direction_floor = DIRECTION_FLOOR if self.noise == "stored" else OFFICIAL_FLOOR
         # inf passes every range check below (inf > 0) and NaN fails none of them silently: refuse both first.
         floats = {"--lr": [self.lr], "--mixing": [self.mixing], "truncation": [self.truncation], "--l2": [self.l2_weight],
                   "--id-weight": [self.id_weight], "auto_lr": [self.auto_lr], "--clip-weights": self.clip_weights,
                   "sample_truncation": [self.sample_truncation], "betas": self.betas,
-                  "--direction-floor": [self.direction_floor]}
+                  "--direction-floor": [] if self.direction_floor is None else [self.direction_floor]}
         for flag, values in floats.items():
             bad = [v for v in values if not math.isfinite(v)]
             if bad:
@@ -133,7 +134,7 @@ class TrainConfig:
             (self.clip_resize in CLIP_RESIZES, f"--clip-resize must be one of {', '.join(CLIP_RESIZES)}, got {self.clip_resize!r}"),
             (self.selection_text in SELECTION_TEXTS,
              f"--selection-text must be one of {', '.join(SELECTION_TEXTS)}, got {self.selection_text!r}"),
-            (0 < self.direction_floor <= 2, f"--direction-floor must be in (0, 2], got {self.direction_floor}"),
+            (self.direction_floor is None or 0 < self.direction_floor <= 2, f"--direction-floor must be in (0, 2], got {self.direction_floor}"),
             (self.classes is None or (len(self.classes) >= 1 and min(self.classes) >= 0
                                       and len(set(self.classes)) == len(self.classes)),
              f"--classes must be distinct class indices >= 0, e.g. 2,3; got {self.classes}"),

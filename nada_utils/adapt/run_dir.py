@@ -84,7 +84,9 @@ def check_resume(saved: TrainConfig, wanted: TrainConfig) -> None:
             raise NadaError(f"this resume would change {name} from {getattr(saved, name)!r} to {getattr(wanted, name)!r}; "
                             f"start a new run with another --out instead")
     a, b = saved.to_dict(), wanted.to_dict()
-    changed = [k for k in a if k not in RESUMABLE_FIELDS and k != "extras" and a[k] != b[k]]
+    # A floor of None is "the automatic one" (trainer.start_floor), which the saved run has already chosen.
+    automatic = {"direction_floor"} if b.get("direction_floor") is None else set()
+    changed = [k for k in a if k not in RESUMABLE_FIELDS and k != "extras" and k not in automatic and a[k] != b[k]]
     if changed:
         raise NadaError(f"a resume cannot change {', '.join(changed)} (it would not continue the same run); "
                         f"only {', '.join(RESUMABLE_FIELDS)} may change")

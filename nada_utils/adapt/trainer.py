@@ -28,6 +28,7 @@ from nada_utils.adapt.freezing import (
     set_trainable,
     static_layers,
 )
+from nada_utils.adapt.losses import DIRECTION_FLOOR, OFFICIAL_FLOOR
 from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.adapt.run_dir import clear_failed_start, has_results, open_run, read_evals, run_lock, truncate_log
 from nada_utils.adapt.selection import select_layers
@@ -67,11 +68,11 @@ class Setup:
 def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, target_text: str, templates: bool,
                 style_images: str | None, id_weight: float, device: torch.device, log: Callable[[str], None],
                 clip_precision: str, clip_resize: str, selection_text: str,
-                direction_floor: float, classes=None, class_names=None) -> Setup:
+                direction_floor: float | None, noise: str, classes=None, class_names=None) -> Setup:
     """Load the generators and CLIP models and compute the target directions (text, or style images).
 
-    clip_precision, clip_resize, selection_text, direction_floor, classes, class_names: as the
-    `TrainConfig` fields of those names. With `{class}` in a prompt, directions and targets are per
+    clip_precision, clip_resize, selection_text, direction_floor, noise, classes, class_names: as the
+    `TrainConfig` fields of those names (a floor of None: `start_floor`'s). With `{class}` in a prompt, directions and targets are per
     class (`[C, D]` per model, C the generator's classes)."""
     from nada_utils.models.clip_models import load_clip
     from nada_utils.models.generator_io import load_generator
@@ -82,6 +83,11 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
     classes, known_names = check_classes(generator, G_frozen, classes, class_names, uses_slot=uses_slot)
     names = known_names if uses_slot else None  # per-class texts only where a prompt asks for them
     G_train = copy.deepcopy(G_frozen)
+    if direction_floor is None:
+        direction_floor = start_floor(G_frozen, noise)
+        if direction_floor != OFFICIAL_FLOOR:
+            log(f"direction floor {direction_floor:g}: both generators start equal here (ΔI = 0 at the first step: "
+                + ("stored noise)" if noise == "stored" else "this generator has no noise inputs or none of any strength)"))
     if clip_precision == "fp16" and device.type != "cuda":
         raise NadaError(f"--clip-precision fp16 needs a CUDA GPU, and this run is on {device}; use fp32, or auto "
                         f"(float16 on a GPU, float32 elsewhere, as the official code)")
@@ -110,6 +116,16 @@ def build_setup(*, generator: str, clip_models, clip_weights, source_text: str, 
         identity, message = load_identity_loss(device=device)
         log(message)
     return Setup(G_frozen, G_train, guide, directions, targets, identity, selection, classes, known_names)
+
+
+def start_floor(G, noise: str) -> float:
+    """The directional loss's floor on |ΔI| for a run with this generator and noise (`losses.DIRECTION_FLOOR`
+    where the first step has ΔI = 0: stored noise, or no noise input with a non-zero strength; else the
+    official code's none)."""
+    from nada_utils.adapt.freezing import is_noise_strength
+
+    noisy = any(is_noise_strength(name) and bool(p.detach().abs().max() > 0) for name, p in G.named_parameters())
+    return DIRECTION_FLOOR if noise == "stored" or not noisy else OFFICIAL_FLOOR
 
 
 def check_classes(generator: str, G, classes, class_names, *, uses_slot: bool) -> tuple[list[int] | None, list[str] | None]:
@@ -163,7 +179,7 @@ def setup_from_config(cfg: TrainConfig, device: torch.device, *, log: Callable[[
                        source_text=cfg.source_text, target_text=cfg.target_text, templates=cfg.templates,
                        style_images=cfg.style_images, id_weight=cfg.id_weight if judges is None else 0.0,
                        device=device, log=log, clip_precision=cfg.clip_precision, clip_resize=cfg.clip_resize,
-                       selection_text=cfg.selection_text, direction_floor=cfg.direction_floor,
+                       selection_text=cfg.selection_text, direction_floor=cfg.direction_floor, noise=cfg.noise,
                        classes=cfg.classes, class_names=cfg.class_names)
     return setup
 

@@ -102,12 +102,13 @@ def plot_study(rows: list[dict], metric: str, out, *, title: str = "") -> Path:
                         capsize=3, label=(f"{family}:K" + (" (mean, worst-best seed)" if seeded else "")) if j == 0 else None)
     for j, (name, mean, lo, hi) in enumerate(fixed):
         color = f"C{len(families) + j}"
-        ax.axhline(mean, linestyle="--", linewidth=1, color=color, label=name)
+        ax.axhline(mean, linestyle="--", linewidth=1, color=color,
+                   label=name + (" (mean; band: worst to best seed)" if hi > lo else ""))
         if hi > lo:
             ax.axhspan(lo, hi, color=color, alpha=0.12)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ks = sorted({k for points_k in families.values() for k, _ in points_k})
+    if ks:
+        ax.set_xticks(ks)  # the K that ran, and only those
     ax.set_xlabel("K")
     ax.set_ylabel(metric + (" (mean over seeds)" if seeded else ""))
     ax.set_title(title or metric)
