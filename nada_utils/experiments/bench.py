@@ -84,13 +84,15 @@ ARCHS = ("sg2", "sg3-t", "sg3-r")  # StyleGAN2 config F, StyleGAN3 configs T and
 
 def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: torch.device, fast: str, arch: str = "sg2"):
     from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.losses import DIRECTION_FLOOR
 
     generator = f"random:{size}" if arch == "sg2" else f"random:{arch}-{size}"
     # CLIP in float32, as the matmul rate the floor is computed from: training's default on a GPU runs CLIP in
-    # float16 (--clip-precision auto, as the official code), a speed-up this benchmark does not count.
+    # float16 (--clip-precision auto, as the official code), a speed-up this benchmark does not count. The
+    # direction floor is given, as the meta twin's noise strengths cannot be read to choose it (it costs nothing).
     return make_config(None, generator=generator, clip_models=tuple(f"random:{m}" for m in clip),
                        clip_weights=(1.0,) * len(clip), layers=layers, batch=batch, device=str(device), fast=fast,
-                       clip_precision="fp32")
+                       clip_precision="fp32", direction_floor=DIRECTION_FLOOR)
 
 
 def _setup(cfg, device: torch.device):
