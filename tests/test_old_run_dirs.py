@@ -47,3 +47,15 @@ def test_settings_an_old_version_did_not_write_take_the_values_it_used():
     saved = json.loads((FIXTURES / "run_v1" / "config.json").read_text())
     assert "direction_floor" not in saved  # written before the floor existed
     assert TrainConfig.from_dict(saved).direction_floor == 1e-4  # the clamp that version had, not today's 0.1
+
+
+def test_a_run_without_a_floor_of_its_own_resumes_with_the_one_it_was_saved_with(tmp_path):
+    """A study (or train with a config) asks for the automatic floor, None; a run saved with a number keeps it."""
+    from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.run_dir import open_run, write_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_config(run, make_config("tiny", direction_floor=1e-4))
+    cfg, _ = open_run(run, None, resume=True, overrides=make_config("tiny").to_dict())
+    assert cfg.direction_floor == 1e-4

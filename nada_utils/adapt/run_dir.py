@@ -111,7 +111,10 @@ def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict 
     if not holds_run(run_dir):
         raise NadaError(f"nothing to resume in {run_dir} (no config.json or checkpoints); drop --resume to start a new run")
     saved = read_config(run_dir)
-    merged = TrainConfig.from_dict({**saved.to_dict(), **(overrides or {})})
+    wanted = {**saved.to_dict(), **(overrides or {})}
+    if wanted.get("direction_floor") is None:  # "the automatic floor": the one the saved run has (None or a number)
+        wanted["direction_floor"] = saved.direction_floor
+    merged = TrainConfig.from_dict(wanted)
     check_resume(saved, merged)
     write_config(run_dir, merged)
     return merged, latest_checkpoint(run_dir)

@@ -84,21 +84,24 @@ def execute(runs: list[PlannedRun], *, jobs: int = 1, threads: int | None = None
         raise NadaError(f"--threads must be >= 1, got {threads}")
     check_plan(runs)
     todo = pending(runs)
-    done = reused = len(runs) - len(todo)
+    done = len(runs) - len(todo)
     if done:
         log(f"{done} of {len(runs)} run(s) already finished: reused")
     failed: list[str] = []
-    t_start = time.time()
+    durations: list[float] = []
 
     def finished(r: PlannedRun, seconds: float | None, error: BaseException | None) -> None:
         nonlocal done
         done += 1
         if error is not None:
             failed.append(f"{r.name} ({r.run_dir}): {error}")
+        else:
+            durations.append(seconds)
         left = len(runs) - done
-        eta = (time.time() - t_start) / (done - reused) * left  # wall time per run here, workers overlapping
+        # The runs left, `jobs` at a time, each as long as the mean so far (the ones running have begun).
+        eta = (sum(durations) / len(durations) if durations else 0.0) * -(-left // jobs)
         status = f"failed: {error}" if error is not None else f"{seconds:.0f} s"
-        log(f"[{done}/{len(runs)}] {r.name}: {status}" + (f"; about {eta / 60:.0f} min left" if left else ""))
+        log(f"[{done}/{len(runs)}] {r.name}: {status}" + (f"; about {eta / 60:.0f} min left" if left and eta else ""))
 
     args = [(str(r.run_dir), r.cfg.to_dict(), None if r.sync_dir is None else str(r.sync_dir)) for r in todo]
     if jobs == 1:
