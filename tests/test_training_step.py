@@ -5,8 +5,11 @@ import json
 import pytest
 import torch
 
+from nada_utils.adapt.checks import check_config
 from nada_utils.adapt.config import make_config
-from nada_utils.adapt.trainer import sample_latents, setup_from_config, train
+from nada_utils.adapt.latents import sample_latents
+from nada_utils.adapt.setup import build_setup
+from nada_utils.adapt.trainer import train
 from nada_utils.adapt.training_step import (
     GPU_DEFAULT,
     StepSettings,
@@ -20,7 +23,7 @@ from nada_utils.errors import NadaError
 
 
 def tiny_setup():
-    return setup_from_config(make_config("tiny", templates=False), torch.device("cpu"))
+    return build_setup(make_config("tiny", templates=False), torch.device("cpu"))
 
 
 def loss_and_grads(setup, fast=(), seed=0):
@@ -51,8 +54,8 @@ def test_parse_fast():
     assert parse_fast("checkpoint, bf16", torch.device("cpu")) == ("bf16", "checkpoint")
     with pytest.raises(NadaError, match="unknown fast path 'fp8'"):
         parse_fast("bf16,fp8", torch.device("cpu"))
-    with pytest.raises(NadaError, match="unknown fast path"):
-        make_config("tiny", fast="turbo")
+    with pytest.raises(NadaError, match="unknown fast path"):  # checked before training starts
+        check_config(make_config("tiny", fast="turbo"))
 
 
 def test_checkpointing_gives_the_same_gradients(plain):

@@ -1,7 +1,11 @@
-"""The training configuration: one typed dataclass, validated once, saved as JSON in every run.
+"""The training configuration: one typed dataclass, saved as JSON in every run.
 
-Defaults are the reference implementation's settings (NADA_FACTS section 3). Presets are named
-partial configs; `make_config(preset, **overrides)` combines them.
+Defaults are the reference implementation's settings (docs/REFERENCE.md). Each field that a user
+sets from the command line carries its flag and help (`option`): the CLI's arguments, their defaults
+in `--help` and the flag -> field mapping are generated from them (`cli/train_commands.py`). The
+checks here are the ones a value can fail on its own; those that need torch or a CLIP tokenizer run
+once before training (`checks.check_config`), so this module imports nothing it configures.
+Presets are named partial configs (the table at the end); `make_config(preset, **overrides)` combines them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from nada_utils.adapt.losses import OFFICIAL_FLOOR
+from nada_utils.adapt.layer_specs import spec_forms
 from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.errors import NadaError
 
@@ -20,6 +24,12 @@ CLIP_PRECISIONS = ("fp32", "fp16", "auto")
 CLIP_RESIZES = ("antialias", "official")
 SELECTION_TEXTS = ("templates", "bare")
 MIXING_CUTOFFS = ("shared", "independent")
+
+# |ΔI| below which the directional loss is linear in ΔI (ΔI is a difference of unit vectors: |ΔI| <= 2):
+# 0.1 where training starts from ΔI = 0 (stored noise), and in effect none, as the official code, otherwise.
+DIRECTION_FLOOR = 0.1
+OFFICIAL_FLOOR = 1e-6
+
 # What --reference sets: every switch as the official StyleGAN-NADA code has it (docs/REFERENCE.md).
 REFERENCE = dict(noise="random", clip_precision="auto", clip_resize="official", selection_text="bare",
                  mixing_cutoff="independent", direction_floor=OFFICIAL_FLOOR, reference=True,
@@ -34,62 +44,89 @@ EARLIER_VERSIONS = dict(direction_floor=1e-4, noise="stored", clip_precision="fp
 # Fields a resume may change without breaking exactness: how long to run and how often to write.
 RESUMABLE_FIELDS = ("steps", "sample_every", "checkpoint_every", "keep", "device", "fast", "eval_samples")
 
+DEPARTURES = "departures from the official code (docs/REFERENCE.md); the defaults are its behaviour"
+
+
+def option(default, flag: str, help: str, *, choices: tuple[str, ...] | None = None, negate: bool = False,
+           shown: str | None = None, group: str | None = None):
+    """A field with its command-line flag: `negate`, a bool flag that sets False (--no-templates); `shown`,
+    the default as the help says it (else the value); `group`, the help's section (None: the main one)."""
+    return field(default=default, metadata=dict(flag=flag, help=help, choices=choices, negate=negate, shown=shown,
+                                                group=group))
+
 
 @dataclass
 class TrainConfig:
     """Everything that defines a NADA training run."""
 
-    generator: str = "ffhq-1024"  # registry name, .pt/.pkl path, or "random:tiny"
-    clip_models: tuple[str, ...] = ("ViT-B/32", "ViT-B/16")  # CLIP names or paths, or "random:tiny"
-    clip_weights: tuple[float, ...] = (1.0, 1.0)  # one weight per CLIP model
-    source_text: str = "photo"  # what G_frozen makes
-    target_text: str = "sketch"  # what G_train should make
-    templates: bool = True  # ensemble the 79 ImageNet prompt templates (reference default)
-    style_images: str | None = None  # folder of style images: image-guided direction instead of text
-    layers: str = "all"  # layer spec: all, last:K, phase:NAME, layers:A,B, auto:K, gradnorm:K
-    include_torgb: bool = False  # let the toRGB layers train too
+    generator: str = option("ffhq-1024", "--generator", "registry name, .pt/.pkl path, or random:tiny")
+    clip_models: tuple[str, ...] = option(("ViT-B/32", "ViT-B/16"), "--clip", "CLIP models, comma-separated (names, "
+                                          "paths, or random:tiny)")
+    clip_weights: tuple[float, ...] = option((1.0, 1.0), "--clip-weights", "one weight per CLIP model, e.g. 1.0,0.5",
+                                             shown="1 each")
+    source_text: str = option("photo", "--source", "source text: what G_frozen makes")
+    target_text: str = option("sketch", "--target", "target text: what G_train should make")
+    templates: bool = option(True, "--no-templates", "use the bare texts, not the 79 ImageNet prompt templates",
+                             negate=True)
+    style_images: str | None = option(None, "--style-images", "folder of style images: image-guided direction "
+                                      "instead of text", shown="none")
+    layers: str = option("all", "--layers", f"layer spec: {spec_forms()}")
+    include_torgb: bool = option(False, "--include-torgb", "also train the toRGB layers")
     # Keep the trained layers' noise strengths at G_frozen's. The official code trains them; a CLIP
     # can then buy "texture" with per-pixel grain from the noise inputs (docs/MINI_WORLD.md).
-    freeze_noise: bool = False
-    auto_every: int = 1  # auto/gradnorm: reselect layers every N steps
+    freeze_noise: bool = option(False, "--freeze-noise", "keep the noise strengths of the trained layers (the "
+                                "official code trains them)")
+    auto_every: int = option(1, "--auto-every", "auto/gradnorm: reselect layers every N steps")
     auto_batch: int = 8  # auto: latents in the W+ optimisation (reference auto_layer_batch)
     auto_iters: int = 1  # auto: SGD steps on W+ (reference auto_layer_iters)
     auto_lr: float = 0.01  # auto: SGD learning rate on W+
-    steps: int = 301  # training iterations (reference photo -> sketch)
-    batch: int = 2  # latents per step
-    lr: float = 0.002 * 4 / 5  # Adam lr, the reference's 0.002 scaled by 4/5
+    steps: int = option(301, "--steps", "training iterations")
+    batch: int = option(2, "--batch", "latents per step")
+    lr: float = option(0.002 * 4 / 5, "--lr", "Adam learning rate (the reference's 0.002 scaled by 4/5)")
     betas: tuple[float, float] = (0.0, 0.99 ** 0.8)  # Adam betas of the reference
-    mixing: float = 0.0  # style-mixing probability (0.9 with the reference's "improve shape")
+    mixing: float = option(0.0, "--mixing", "style-mixing probability (the reference's \"improve shape\" uses 0.9)")
     truncation: float = 1.0  # truncation psi while training
-    l2_weight: float = 0.0  # weight of the L2 image regulariser between G_train and G_frozen
-    id_weight: float = 0.0  # weight of the IR-SE50 identity loss (faces; skipped without weights)
-    seed: int = 0  # seeds the latent sampler; same seed, same run
+    l2_weight: float = option(0.0, "--l2", "weight of the L2 regulariser to G_frozen's images")
+    id_weight: float = option(0.0, "--id-weight", "weight of the IR-SE50 identity loss (faces)")
+    seed: int = option(0, "--seed", "seeds the latent sampler: same seed, same run")
     n_samples: int = 4  # monitoring latents shown in sample grids
     sample_truncation: float = 0.7  # truncation psi of sample grids (reference previews)
-    sample_every: int = 50  # write a frozen-vs-trained grid every N steps (0: only at the end)
-    checkpoint_every: int = 50  # write a checkpoint every N steps (0: only at the end)
-    keep: int = 3  # checkpoints kept on disk (the newest)
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    fast: str = "auto"  # speed options (training_step.FAST_PATHS): auto, none, or e.g. "bf16,checkpoint"
+    sample_every: int = option(50, "--sample-every", "write a frozen-vs-trained grid every N steps (0: only at the end)")
+    checkpoint_every: int = option(50, "--checkpoint-every", "write a checkpoint every N steps (0: only at the end)")
+    keep: int = option(3, "--keep", "checkpoints kept on disk, the newest")
+    device: str = option("auto", "--device", "auto, cpu, cuda or cuda:N")
+    fast: str = option("auto", "--fast", "speed options: auto (tf32,channels_last on a GPU; none on a CPU), none, or a "
+                       "comma list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
     # Each way nada can differ from the official code, one switch each (docs/REFERENCE.md). The defaults are
     # the official code's: over seeds, none of nada's departures beat it in the mini world ("Seed studies" in
     # docs/MINI_WORLD.md), and the rest cannot be measured there; each stays a switch.
-    noise: str = "random"  # "random": fresh noise per generator and step (official); "stored": the checkpoint's in both
-    clip_precision: str = "auto"  # "auto": fp16 on CUDA, fp32 elsewhere (as clip.load); "fp32"; "fp16" (CUDA only)
-    clip_resize: str = "official"  # CLIP input resize: "official" (bicubic, not antialiased) or "antialias"
-    selection_text: str = "bare"  # auto/gradnorm's target: "bare" (the target text alone, official) or "templates"
-    mixing_cutoff: str = "independent"  # style mixing: one cutoff per generator (official), or "shared" by both
-    # |ΔI| below which the directional loss is linear. None: chosen at the start of training, 0.1 where the first
-    # step has ΔI = 0 (stored noise, or a generator without noise inputs such as StyleGAN3: a cosine's gradient
-    # at 0 has no size), else the official code's none (1e-6).
-    direction_floor: float | None = None
+    noise: str = option("random", "--noise", "random (official): fresh noise per generator and step; stored: the "
+                        "checkpoint's noise in both generators", choices=NOISE, group=DEPARTURES)
+    clip_precision: str = option("auto", "--clip-precision", "auto (official): fp16 on a GPU, fp32 on a CPU; fp32; "
+                                 "fp16 (CUDA only)", choices=CLIP_PRECISIONS, group=DEPARTURES)
+    clip_resize: str = option("official", "--clip-resize", "CLIP input resize: official (bicubic without "
+                              "antialiasing) or antialias", choices=CLIP_RESIZES, group=DEPARTURES)
+    selection_text: str = option("bare", "--selection-text", "auto/gradnorm's target: bare (official: the target "
+                                 "text alone) or templates (as the direction)", choices=SELECTION_TEXTS, group=DEPARTURES)
+    mixing_cutoff: str = option("independent", "--mixing-cutoff", "with --mixing: one style-mixing cutoff per "
+                                "generator (official), or one shared by both", choices=MIXING_CUTOFFS, group=DEPARTURES)
+    # None: chosen at the start of training (`trainer.start_floor`), 0.1 where the first step has ΔI = 0
+    # (stored noise, or a generator without noise inputs such as StyleGAN3: a cosine's gradient at 0 has
+    # no size), else the official code's none (1e-6).
+    direction_floor: float | None = option(
+        None, "--direction-floor", "|ΔI| below which the directional loss is linear, so that training can start "
+        "from ΔI = 0", shown="0.1 where both generators start equal (--noise stored, a generator without noise "
+        "inputs), else 1e-6, in effect none, as the official code", group=DEPARTURES)
     reference: bool = False  # made with --reference: the settings above (and auto's layer table) as the official code's
-    eval_samples: int = 32  # held-out latents scored at every checkpoint (evaluation.py); 0: no evaluation
+    eval_samples: int = option(32, "--eval-samples", "held-out latents scored at each checkpoint (0: off)")
     ground_truth: str | None = None  # "WORLD:DOMAIN" whose true target images score the run (metrics.json)
     # Class-conditional generators: the classes each step draws from (None: all, uniformly), and their
     # names for `{class}` in the prompts (None: the registry entry's).
-    classes: tuple[int, ...] | None = None
-    class_names: tuple[str, ...] | None = None
+    classes: tuple[int, ...] | None = option(None, "--classes", "class-conditional generators: the classes to adapt, "
+                                             "e.g. 2,3", shown="all")
+    class_names: tuple[str, ...] | None = option(None, "--class-names", "names of all the generator's classes, "
+                                                 "comma-separated, for {class} in --source/--target",
+                                                 shown="the registry's, e.g. cifar10's")
     extras: dict = field(default_factory=dict)  # free-form notes (preset name, ...), not used by the maths
 
     def __post_init__(self):
@@ -107,6 +144,11 @@ class TrainConfig:
             bad = [v for v in values if not math.isfinite(v)]
             if bad:
                 raise NadaError(f"{flag} must be a finite number, got {bad[0]}")
+        choices = [(f.metadata["flag"], f.metadata["choices"], getattr(self, f.name))
+                   for f in dataclasses.fields(self) if f.metadata.get("choices")]
+        for flag, allowed, value in choices:
+            if value not in allowed:
+                raise NadaError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
         checks = [
             (len(self.clip_models) >= 1, "at least one CLIP model is needed (--clip)"),
             (0 <= self.seed < 2**63, f"--seed must be between 0 and 2**63 - 1, got {self.seed}"),
@@ -126,14 +168,8 @@ class TrainConfig:
             (self.keep >= 1, f"--keep must be >= 1, got {self.keep}"),
             (self.n_samples >= 1, "n_samples must be >= 1"),
             (self.eval_samples == 0 or self.eval_samples >= 2, f"--eval-samples must be 0 (off) or >= 2, got {self.eval_samples}"),
-            (self.noise in NOISE, f"--noise must be one of {', '.join(NOISE)}, got {self.noise!r}"),
-            (self.clip_precision in CLIP_PRECISIONS,
-             f"--clip-precision must be one of {', '.join(CLIP_PRECISIONS)}, got {self.clip_precision!r}"),
             (self.clip_precision != "fp16" or not str(self.device).startswith("cpu"),
              "--clip-precision fp16 needs a CUDA GPU; on a CPU CLIP runs in float32 (use fp32, or auto)"),
-            (self.clip_resize in CLIP_RESIZES, f"--clip-resize must be one of {', '.join(CLIP_RESIZES)}, got {self.clip_resize!r}"),
-            (self.selection_text in SELECTION_TEXTS,
-             f"--selection-text must be one of {', '.join(SELECTION_TEXTS)}, got {self.selection_text!r}"),
             (self.direction_floor is None or 0 < self.direction_floor <= 2, f"--direction-floor must be in (0, 2], got {self.direction_floor}"),
             (self.classes is None or (len(self.classes) >= 1 and min(self.classes) >= 0
                                       and len(set(self.classes)) == len(self.classes)),
@@ -142,25 +178,10 @@ class TrainConfig:
              "--class-names must be a comma list of non-empty names, one per class"),
             (not self.style_images or CLASS_SLOT not in self.source_text + self.target_text,
              f"{CLASS_SLOT} belongs in text prompts; with --style-images there is no target text"),
-            (self.mixing_cutoff in MIXING_CUTOFFS,
-             f"--mixing-cutoff must be one of {', '.join(MIXING_CUTOFFS)}, got {self.mixing_cutoff!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise NadaError(message)
-        import torch
-
-        from nada_utils.adapt.training_step import parse_fast
-        from nada_utils.measure.ground_truth import check_ground_truth
-
-        parse_fast(self.fast, torch.device("cpu"))  # the names are checked here; what "auto" means, at run time
-
-        check_ground_truth(self.ground_truth)
-        if self.style_images is None:
-            from nada_utils.adapt.clip_guide import check_prompts
-
-            self.source_text, self.target_text = check_prompts(self.source_text, self.target_text,
-                                                              templates=self.templates)
 
     def to_dict(self) -> dict:
         """Plain JSON-safe dict (tuples become lists)."""
@@ -176,56 +197,51 @@ class TrainConfig:
         return cls(**{**EARLIER_VERSIONS, **data})
 
 
-# The first world's mini-sketch (issue 18 moved the presets to the second): reference_effects.py, whose
-# documented figures were measured in the first world, runs it to repeat them.
-FIRST_WORLD_SKETCH = dict(generator="mini-photo", clip_models=("mini-clip",), ground_truth="mini-world:sketch",
-                          layers="all", steps=100, sample_every=25, checkpoint_every=25, n_samples=8)
-
-# The mini presets' CLIP, layers, learning rate and steps, chosen by seed studies (docs/MINI_WORLD.md, "Seed
-# studies"): on tuning seeds 0-3, each of nada's departures from the official code and each knob toggled
-# alone against `--reference`, a departure kept only where it won on the mean without losing on the worst
-# seed; reported on held-out seeds 4-7. The sketch follows the adversarially fine-tuned CLIP (mini-clip-2
-# makes pale, partly grey pages) with toRGB trained and style mixing (without them the outlines fade
-# below the frozen generator's edges), and frozen noise strengths (cleaner pages: 0.975 against 0.961
-# judged x kept); at 400 steps the edges stay above the frozen generator's on every seed. The cartoon
-# gets there with style mixing at a lower learning rate, with every shape kept.
-MINI_CLIPS = {"sketch": "mini-clip-2-robust", "cartoon": "mini-clip-2", "night": "mini-clip-2"}
-MINI_BUDGETS = {
-    "sketch": dict(layers="last:3", include_torgb=True, freeze_noise=True, mixing=0.9, steps=400,
-                   sample_every=100, checkpoint_every=50),
-    "cartoon": dict(layers="all", mixing=0.9, lr=0.001, steps=250, sample_every=50, checkpoint_every=50),
-    "night": dict(layers="last:3", lr=0.002, steps=100, sample_every=20, checkpoint_every=20),
-}
-
+# The presets, one row each: what a row leaves out is TrainConfig's default (the reference's photo -> sketch
+# settings). `mini-*`: the bundled 64 px mini world (docs/MINI_WORLD.md); its generator is class-conditional
+# (class = shape), each step draws a shape per latent and one text direction serves them all; a judge that
+# training never sees scores the result (ground_truth). Their CLIP, layers, lr and steps were chosen by seed
+# studies ("Seed studies" in docs/MINI_WORLD.md): on tuning seeds 0-3 each departure from the official
+# code and each knob toggled alone against --reference, kept only where it won on the mean without losing
+# on the worst seed; reported on held-out seeds 4-7. The sketch follows the adversarially fine-tuned CLIP
+# (mini-clip-2 makes pale, partly grey pages), trains toRGB and mixes styles (without them the outlines
+# fade below the frozen generator's edges) with frozen noise strengths (cleaner pages); the cartoon mixes
+# styles at a lower lr. `cifar10-*`: CIFAR-10's class-conditional StyleGAN2-ADA (32 px), a text direction
+# per class ({class}: the registry's names); last:2 trains the 16 and 32 px blocks, as the study this recipe
+# follows found that only they keep the objects recognisable. Not run here (its weights cannot be
+# downloaded on our build machines). `ffhq-sketch`: the reference's run, FFHQ 1024 with ViT-B/32 + ViT-B/16.
 PRESETS: dict[str, dict] = {
-    # Mechanics only: a tiny random generator and CLIP from fixed seeds; seconds on a CPU.
-    "tiny": dict(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), steps=20,
-                 batch=2, sample_every=10, checkpoint_every=10, n_samples=4, auto_batch=4),
-    # The mini world (second version, issue 18): the bundled 64 px generator (class = shape), its mini
-    # CLIP, and ground truth scored by a judge that training never sees. Each step draws a shape per
-    # latent; one text direction serves them all. Budgets: MINI_BUDGETS above.
-    **{f"mini-{domain}": dict(
-        generator="mini-photo-2", clip_models=(MINI_CLIPS[domain],), clip_weights=(1.0,), source_text="a photo",
-        target_text=prompt, templates=False, ground_truth=f"mini-world-2:{domain}", batch=8, n_samples=9,
-        sample_truncation=1.0, **MINI_BUDGETS[domain])
-        for domain, prompt in (("sketch", "a pencil sketch"), ("cartoon", "a cartoon"), ("night", "a night photo"))},
-    # The same with a text per shape: "a photo of a circle" -> "a pencil sketch of a circle", and so on.
-    "mini-sketch-cond": dict(
-        generator="mini-photo-2", clip_models=(MINI_CLIPS["sketch"],), clip_weights=(1.0,), source_text="a photo of a {class}",
-        target_text="a pencil sketch of a {class}", templates=False, ground_truth="mini-world-2:sketch", batch=8,
-        n_samples=9, sample_truncation=1.0, **MINI_BUDGETS["sketch"]),
-    # CIFAR-10's class-conditional StyleGAN2-ADA (32 px): each class gets its own text direction
-    # ({class}, the registry's names) and the sample grid one column per class. last:2 trains the
-    # 16 and 32 px blocks of the four (4, 8, 16, 32 px): the study this recipe follows found that
-    # training only the last two blocks kept the objects recognisable, the first ones collapsed them
-    # and all gave colour noise. Not run here (the weights cannot be downloaded on our build machines).
-    **{f"cifar10-{style}": dict(generator="cifar10", clip_models=("ViT-B/32",), clip_weights=(1.0,),
-                                source_text="a photo of a {class}", target_text=f"{prompt} of a {{class}}",
-                                layers="last:2", steps=300, batch=8, n_samples=10, sample_truncation=1.0)
-       for style, prompt in (("sketch", "a pencil sketch"), ("anime", "an anime drawing"))},
-    # The reference's photo -> sketch on FFHQ 1024 with ViT-B/32 + ViT-B/16.
-    "ffhq-sketch": dict(generator="ffhq-1024", clip_models=("ViT-B/32", "ViT-B/16"), clip_weights=(1.0, 1.0),
-                        source_text="photo", target_text="sketch", layers="all", steps=301, batch=2),
+    "tiny": dict(generator="random:tiny", clip_models=("random:tiny",), clip_weights=(1.0,), steps=20, batch=2,
+                 sample_every=10, checkpoint_every=10, n_samples=4, auto_batch=4),
+    "mini-sketch": dict(
+        generator="mini-photo-2", clip_models=("mini-clip-2-robust",), clip_weights=(1.0,), source_text="a photo",
+        target_text="a pencil sketch", templates=False, layers="last:3", include_torgb=True, freeze_noise=True,
+        mixing=0.9, steps=400, batch=8, sample_every=100, checkpoint_every=50, n_samples=9, sample_truncation=1.0,
+        ground_truth="mini-world-2:sketch"),
+    "mini-cartoon": dict(
+        generator="mini-photo-2", clip_models=("mini-clip-2",), clip_weights=(1.0,), source_text="a photo",
+        target_text="a cartoon", templates=False, layers="all", mixing=0.9, lr=0.001, steps=250, batch=8,
+        sample_every=50, checkpoint_every=50, n_samples=9, sample_truncation=1.0, ground_truth="mini-world-2:cartoon"),
+    "mini-night": dict(
+        generator="mini-photo-2", clip_models=("mini-clip-2",), clip_weights=(1.0,), source_text="a photo",
+        target_text="a night photo", templates=False, layers="last:3", lr=0.002, steps=100, batch=8,
+        sample_every=20, checkpoint_every=20, n_samples=9, sample_truncation=1.0, ground_truth="mini-world-2:night"),
+    "mini-sketch-cond": dict(  # mini-sketch with a text per shape: "a photo of a circle" -> "a pencil sketch of a circle"
+        generator="mini-photo-2", clip_models=("mini-clip-2-robust",), clip_weights=(1.0,),
+        source_text="a photo of a {class}", target_text="a pencil sketch of a {class}", templates=False,
+        layers="last:3", include_torgb=True, freeze_noise=True, mixing=0.9, steps=400, batch=8, sample_every=100,
+        checkpoint_every=50, n_samples=9, sample_truncation=1.0, ground_truth="mini-world-2:sketch"),
+    "cifar10-sketch": dict(
+        generator="cifar10", clip_models=("ViT-B/32",), clip_weights=(1.0,), source_text="a photo of a {class}",
+        target_text="a pencil sketch of a {class}", layers="last:2", steps=300, batch=8, n_samples=10,
+        sample_truncation=1.0),
+    "cifar10-anime": dict(
+        generator="cifar10", clip_models=("ViT-B/32",), clip_weights=(1.0,), source_text="a photo of a {class}",
+        target_text="an anime drawing of a {class}", layers="last:2", steps=300, batch=8, n_samples=10,
+        sample_truncation=1.0),
+    "ffhq-sketch": dict(
+        generator="ffhq-1024", clip_models=("ViT-B/32", "ViT-B/16"), clip_weights=(1.0, 1.0), source_text="photo",
+        target_text="sketch", layers="all", steps=301, batch=2),
 }
 
 

@@ -14,18 +14,10 @@ The W+ index -> modules table is read off `G.ws_layout`, the same list that driv
 The reference implementation maps index i to `[conv1, to_rgb1, convs...][i]`, one off from what its
 own generator reads from index 2 on; here index i maps to exactly the layers that read it.
 
-Layer specs (strings, as on the command line):
-- `all`: the official code's manual default: the constant, conv1 and every synthesis convolution (no
-  mapping network, no toRGB);
-- `official`: what the official README's recipe (`--auto_layer_k 18`) trains: conv1, to_rgb1 and every
-  synthesis convolution, not the constant (its W+ table maps the 18 indices to exactly these);
-- `last:K`: the last K synthesis resolution blocks;
-- `phase:texture|shape|no_fine|shape_expanded|all`: the reference's manual sets;
-- `layers:NAME,NAME`: an explicit list of prefixes;
-- `auto:K`: per step, the layers read by the top-K W+ indices of the paper's W+ optimisation;
-- `auto-official:K`: the same with the official code's W+ table (index i -> [conv1, to_rgb1, convs...][i]),
-  one off from what the generator reads; kept so the effect of the fix is measured, not asserted;
-- `gradnorm:K`: the K layers with the largest gradient norm of the global CLIP loss.
+Layer specs (strings, as on the command line) are listed once, in `layer_specs.LAYER_SPECS`.
+`official` is what the official README's recipe (`--auto_layer_k 18`) trains: its W+ table maps the 18
+indices to exactly conv1, to_rgb1 and the convs. `auto-official:K` keeps that table (index i ->
+[conv1, to_rgb1, convs...][i]) so that the effect of the fix is measured, not asserted.
 The mapping network is never trained except by `phase:all`; toRGB layers join only with
 `include_torgb=True` (or `phase:all`, or when named in `layers:`).
 """
@@ -36,12 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
+from nada_utils.adapt.layer_specs import DYNAMIC_KINDS, PHASES, STYLEGAN2_ONLY, TAKES_K, spec_forms
 from nada_utils.errors import NadaError
 from nada_utils.models.stylegan2 import Generator
 
-PHASES = ("texture", "shape", "no_fine", "shape_expanded", "all")
-DYNAMIC_KINDS = ("auto", "auto-official", "gradnorm")
-STYLEGAN2_ONLY = ("official", "phase", "auto-official")  # the official code's sets, defined by StyleGAN2's layers
 
 
 def ws_index_table(G: Generator) -> dict[int, set[str]]:
@@ -73,7 +63,7 @@ class LayerSpec:
         return self.kind in DYNAMIC_KINDS
 
     def __str__(self) -> str:
-        if self.kind in ("last", "auto", "auto-official", "gradnorm"):
+        if self.kind in TAKES_K:
             return f"{self.kind}:{self.k}"
         if self.kind == "phase":
             return f"phase:{self.phase}"
@@ -94,13 +84,12 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
     """Parse and validate a layer spec against G; errors name the valid forms or the allowed K range."""
     text = str(spec).strip()
     kind, sep, arg = text.partition(":")
-    usage = "use all, official, last:K, phase:NAME, layers:NAME,NAME, auto:K, auto-official:K or gradnorm:K"
     if kind in STYLEGAN2_ONLY and not G.has_official_layer_sets:
         raise NadaError(f"layer spec {text!r} is one of the official code's StyleGAN2 sets, which StyleGAN3 does not "
-                        f"have; for StyleGAN3 use all, last:K, layers:NAME,NAME, auto:K or gradnorm:K")
+                        f"have; for StyleGAN3 use {spec_forms(exclude=STYLEGAN2_ONLY)}")
     if kind in ("all", "official") and not sep:
         return LayerSpec(kind)
-    if kind in ("last", "auto", "auto-official", "gradnorm") and sep:
+    if kind in TAKES_K and sep:
         hi = _k_range(kind, G, include_torgb)
         try:
             k = int(arg)
@@ -121,7 +110,7 @@ def parse_layer_spec(spec: str, G: Generator, *, include_torgb: bool = False) ->
             raise NadaError(f"layer spec {text!r}: unknown layer(s) {', '.join(unknown) or '(none given)'}; "
                             f"valid names are {', '.join(module_prefixes(G))}")
         return LayerSpec("layers", names=names)
-    raise NadaError(f"unknown layer spec {text!r}; {usage}")
+    raise NadaError(f"unknown layer spec {text!r}; use {spec_forms()}")
 
 
 def module_prefixes(G: Generator) -> list[str]:

@@ -9,11 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-# |ΔI| below which the directional loss is linear in ΔI (ΔI is a difference of unit vectors: |ΔI| <= 2):
-# 0.1 where training starts from ΔI = 0 (stored noise), and in effect none, as the official code, otherwise.
-DIRECTION_FLOOR = 0.1
-OFFICIAL_FLOOR = 1e-6
+# The floors on |ΔI| are settings, defined in config.py (which imports nothing it configures).
+from nada_utils.adapt.config import DIRECTION_FLOOR, OFFICIAL_FLOOR  # noqa: F401
 
 
 def directional_loss(emb_frozen: torch.Tensor, emb_train: torch.Tensor, direction: torch.Tensor, *,

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Callable
 
 from nada_utils.adapt.checkpoint import latest_checkpoint, list_checkpoints
 from nada_utils.adapt.config import RESUMABLE_FIELDS, TrainConfig
@@ -92,11 +93,13 @@ def check_resume(saved: TrainConfig, wanted: TrainConfig) -> None:
                         f"only {', '.join(RESUMABLE_FIELDS)} may change")
 
 
-def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict | None = None) -> tuple[TrainConfig, Path | None]:
+def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict | None = None,
+             check: Callable[[TrainConfig], TrainConfig] = lambda cfg: cfg) -> tuple[TrainConfig, Path | None]:
     """Prepare RUN_DIR; return (the config to run, the checkpoint to resume from or None).
 
     New run: RUN_DIR must not hold another run (it is never overwritten). Resume: the saved config is
-    used, with `overrides` (explicit user settings) applied and checked by `check_resume`.
+    used, with `overrides` (explicit user settings) applied and checked by `check_resume`. `check`
+    validates (and may tidy) the config to run before it is written (`checks.check_config`).
     """
     run_dir = Path(run_dir)
     if not resume:
@@ -104,6 +107,7 @@ def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict 
             raise NadaError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
         if cfg is None:
             raise ValueError("a new run needs a config")
+        cfg = check(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         clear_failed_start(run_dir)
         write_config(run_dir, cfg)
@@ -114,7 +118,7 @@ def open_run(run_dir, cfg: TrainConfig | None, *, resume: bool, overrides: dict 
     wanted = {**saved.to_dict(), **(overrides or {})}
     if wanted.get("direction_floor") is None:  # "the automatic floor": the one the saved run has (None or a number)
         wanted["direction_floor"] = saved.direction_floor
-    merged = TrainConfig.from_dict(wanted)
+    merged = check(TrainConfig.from_dict(wanted))
     check_resume(saved, merged)
     write_config(run_dir, merged)
     return merged, latest_checkpoint(run_dir)

@@ -5,40 +5,31 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nada_utils.adapt.config import CLIP_PRECISIONS, CLIP_RESIZES, MIXING_CUTOFFS, NOISE, PRESETS, SELECTION_TEXTS
-from nada_utils.cli.args import floats, ints, names
+from nada_utils.adapt.config import DEPARTURES, PRESETS
+from nada_utils.cli.args import names
+from nada_utils.cli.config_flags import add_config_flags, config_overrides
 from nada_utils.errors import NadaError
 
 
 def cmd_train(args) -> int:
+    from drive_sync.mirror import mirrored
     from nada_utils.adapt.config import config_settings, make_config
     from nada_utils.adapt.trainer import train
 
-    explicit = dict(
-        generator=args.generator, clip_models=names(args.clip, "--clip"),
-        clip_weights=floats(args.clip_weights, "--clip-weights"), source_text=args.source, target_text=args.target,
-        style_images=args.style_images, layers=args.layers, include_torgb=args.include_torgb,
-        freeze_noise=args.freeze_noise, auto_every=args.auto_every,
-        steps=args.steps, batch=args.batch, lr=args.lr, mixing=args.mixing, seed=args.seed, l2_weight=args.l2,
-        id_weight=args.id_weight, templates=False if args.no_templates else None, sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every, keep=args.keep, device=args.device, fast=args.fast,
-        eval_samples=args.eval_samples, noise=args.noise, clip_precision=args.clip_precision,
-        clip_resize=args.clip_resize, selection_text=args.selection_text, mixing_cutoff=args.mixing_cutoff,
-        direction_floor=args.direction_floor, classes=ints(args.classes, "--classes"),
-        class_names=names(args.class_names, "--class-names"))
-    explicit = {k: v for k, v in explicit.items() if v is not None}
-    if args.clip is not None and args.clip_weights is None:
+    explicit = config_overrides(args)
+    if "clip_models" in explicit and "clip_weights" not in explicit:  # other CLIPs than the preset's: weigh them equally
         explicit["clip_weights"] = (1.0,) * len(explicit["clip_models"])
-    if args.resume:
-        if args.preset and args.preset not in PRESETS:
-            raise NadaError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
-        # Re-running the same command with --resume must work: its settings equal the saved ones.
-        overrides = config_settings(args.preset, reference=args.reference, **explicit)
-        overrides.pop("extras", None)
-        out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet, sync_dir=args.sync_dir)
-    else:
-        out = train(make_config(args.preset, reference=args.reference, **explicit), args.out, progress=not args.quiet,
-                    sync_dir=args.sync_dir)
+    if args.resume and args.preset and args.preset not in PRESETS:
+        raise NadaError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+    with mirrored(args.out, args.sync_dir, resume=args.resume) as on_save:
+        if args.resume:
+            # Re-running the same command with --resume must work: its settings equal the saved ones.
+            overrides = config_settings(args.preset, reference=args.reference, **explicit)
+            overrides.pop("extras", None)
+            out = train(None, args.out, resume=True, overrides=overrides, progress=not args.quiet, on_save=on_save)
+        else:
+            out = train(make_config(args.preset, reference=args.reference, **explicit), args.out,
+                        progress=not args.quiet, on_save=on_save)
     print(f"wrote {out}; samples in {Path(args.out) / 'samples'}, log in {Path(args.out) / 'log.jsonl'}")
     return 0
 
@@ -85,7 +76,7 @@ def cmd_evaluate(args) -> int:
 
     from nada_utils.adapt.checkpoint import checkpoint_dir, list_checkpoints
     from nada_utils.adapt.run_dir import adapted_generator_path, holds_run, read_config, read_evals
-    from nada_utils.adapt.trainer import setup_from_config
+    from nada_utils.adapt.setup import build_setup
     from nada_utils.devices import resolve_device
     from nada_utils.measure.evaluation import Evaluator, class_table, evaluation_table, write_evaluation
     from nada_utils.models.generator_io import load_generator
@@ -107,7 +98,7 @@ def cmd_evaluate(args) -> int:
 
         load_face_models()  # a missing extra fails here, before the models load
     device = resolve_device(args.device)
-    setup = setup_from_config(cfg, device, judges=clip)
+    setup = build_setup(cfg, device, judges=clip)
     evaluator = Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=n, faces=args.faces,
                           ground_truth=cfg.ground_truth, classes=setup.classes)
     if args.checkpoint:
@@ -155,57 +146,16 @@ def add_commands(sub) -> None:
     t = sub.add_parser("train", help="adapt a generator to a text (or style images) with NADA")
     t.add_argument("--out", required=True, help="run directory (never overwritten; see --resume)")
     t.add_argument("--preset", help=f"one of {', '.join(PRESETS)}: tiny (seconds on a CPU, mechanics only), "
-                                    "mini-* (the offline mini world), ffhq-sketch (the reference run)")
-    t.add_argument("--generator", help="registry name, .pt/.pkl path, or random:tiny")
-    t.add_argument("--clip", help="CLIP models, comma-separated (default ViT-B/32,ViT-B/16)")
-    t.add_argument("--clip-weights", help="one weight per CLIP model, e.g. 1.0,1.0")
-    t.add_argument("--source", help="source text (default: photo)")
-    t.add_argument("--target", help="target text (default: sketch)")
-    t.add_argument("--no-templates", action="store_true", default=None, help="use the bare texts, not the 79 templates")
-    t.add_argument("--style-images", help="folder of style images: image-guided direction instead of text")
-    t.add_argument("--layers", help="all, official, last:K, phase:NAME, layers:A,B, auto:K, auto-official:K or "
-                                    "gradnorm:K (default all)")
-    t.add_argument("--include-torgb", action="store_true", default=None, help="also train the toRGB layers")
-    t.add_argument("--freeze-noise", action="store_true", default=None,
-                   help="keep the noise strengths of the trained layers (the official code trains them)")
-    t.add_argument("--auto-every", type=int, help="auto/gradnorm: reselect layers every N steps (default 1)")
-    t.add_argument("--classes", help="class-conditional generators: the classes to adapt, e.g. 2,3 (default: all)")
-    t.add_argument("--class-names", help="names of all the generator's classes, comma-separated, for {class} in "
-                   "--source/--target (default: the registry's, e.g. cifar10's)")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--batch", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--mixing", type=float, help="style-mixing probability")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--l2", type=float, help="weight of the L2 regulariser to G_frozen's images")
-    t.add_argument("--id-weight", type=float, help="weight of the IR-SE50 identity loss (faces)")
-    t.add_argument("--sample-every", type=int)
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--keep", type=int, help="checkpoints kept (default 3; the best one by `evaluate`'s rule is kept too)")
-    t.add_argument("--eval-samples", type=int, help="held-out latents scored at each checkpoint (default 32; 0: off)")
+                                    "mini-* (the offline mini world), ffhq-sketch (the reference run). A preset's "
+                                    "settings replace the defaults shown below, and the flags replace both")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--sync-dir", help="mirror the run here (e.g. a Google Drive folder); --resume restores from it")
-    t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--fast", help="speed options: auto (tf32,channels_last on a GPU; none on a CPU), none, or a comma "
-                                  "list of tf32, bf16, channels_last, checkpoint (less GPU memory), compile")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    r = t.add_argument_group("departures from the official code (docs/REFERENCE.md); the defaults are its behaviour")
-    r.add_argument("--reference", action="store_true", help="run exactly what the official StyleGAN-NADA code runs: "
-                   "the defaults below even where a preset departs from them, noise strengths trained, and auto:K "
-                   "with its W+ table (auto-official:K)")
-    r.add_argument("--noise", choices=NOISE, help="random (default, official): fresh noise per generator and step; "
-                   "stored: the checkpoint's noise in both generators")
-    r.add_argument("--clip-precision", choices=CLIP_PRECISIONS,
-                   help="auto (default, official): fp16 on a GPU, fp32 on a CPU; fp32; fp16 (CUDA only)")
-    r.add_argument("--clip-resize", choices=CLIP_RESIZES,
-                   help="CLIP input resize: official (default; bicubic without antialiasing) or antialias")
-    r.add_argument("--selection-text", choices=SELECTION_TEXTS,
-                   help="auto/gradnorm's target: bare (default, official: the target text alone) or templates (as the direction)")
-    r.add_argument("--mixing-cutoff", choices=MIXING_CUTOFFS,
-                   help="with --mixing: one style-mixing cutoff per generator (default, official), or one shared by both")
-    r.add_argument("--direction-floor", type=float, help="|ΔI| below which the directional loss is linear, so that "
-                   "training can start from ΔI = 0 (default: 0.1 with --noise stored, else 1e-6, in effect none, "
-                   "as the official code)")
+    departures = t.add_argument_group(DEPARTURES)
+    departures.add_argument("--reference", action="store_true", help="run exactly what the official StyleGAN-NADA "
+                            "code runs: the defaults below even where a preset departs from them, noise strengths "
+                            "trained, and auto:K with its W+ table (auto-official:K)")
+    add_config_flags(t, groups={DEPARTURES: departures})
     t.set_defaults(func=cmd_train)
 
     st = sub.add_parser("study", help="block importance: train a preset once per layer strategy, on the same budget")

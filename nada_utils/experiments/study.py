@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from nada_utils.adapt.config import TrainConfig
-from nada_utils.adapt.freezing import PHASES
+from nada_utils.adapt.layer_specs import PHASES
 from nada_utils.adapt.run_dir import is_finished, read_config, read_evals, read_log
 from nada_utils.errors import NadaError
 from nada_utils.experiments.runs import PlannedRun, execute
@@ -101,12 +101,13 @@ def gather(runs: list[PlannedRun]) -> list[dict]:
 
 
 def run_study(base: TrainConfig, strategies, root, *, seeds=None, jobs: int = 1, threads: int | None = None,
-              progress: bool = True, log: Callable[[str], None] = print, sync_root=None) -> list[dict]:
+              progress: bool = True, log: Callable[[str], None] = print, sync_root=None,
+              mirror: Callable | None = None) -> list[dict]:
     """Train `base` once per layer spec in `strategies` (and per seed in `seeds`) into `root`; one row per run.
 
     A finished run whose config matches is reused; an unfinished one resumes. A run dir holding a
     different config is an error (choose another root). `jobs`, `threads`: see `runs.execute`.
-    `sync_root`: mirror each run there (Drive).
+    `sync_root`: mirror each run there (Drive), with `mirror` (`drive_sync.mirrored`).
     """
     from nada_utils.adapt.freezing import parse_layer_spec
     from nada_utils.models.generator_io import load_generator
@@ -122,7 +123,7 @@ def run_study(base: TrainConfig, strategies, root, *, seeds=None, jobs: int = 1,
         parse_layer_spec(spec, G, include_torgb=base.include_torgb)
     del G
     runs = plan_study(base, strategies, root, seeds=seeds, sync_root=sync_root)
-    execute(runs, jobs=jobs, threads=threads, progress=progress, log=log)
+    execute(runs, jobs=jobs, threads=threads, progress=progress, log=log, mirror=mirror)
     return gather(runs)
 
 
