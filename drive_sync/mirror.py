@@ -9,12 +9,14 @@ of failure) and dropped, never raised into training.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from nada_utils.adapt.checkpoint import list_checkpoints
 from nada_utils.adapt.run_dir import LOCK_NAME, has_results
@@ -37,12 +39,12 @@ class RunMirror:
     Args:
         run_dir: the local run directory.
         sync_dir: the mirror folder (e.g. on the mounted Drive).
-        keep: checkpoints kept in the mirror (the newest), as locally.
+        keep: checkpoints kept in the mirror (the newest), as locally (None: the run's config.json says).
         retries, backoff: attempts per file and the first wait between them (doubling).
         log: where warnings go (one per kind of failure).
     """
 
-    def __init__(self, run_dir, sync_dir, *, keep: int, retries: int = 3, backoff: float = 1.0,
+    def __init__(self, run_dir, sync_dir, *, keep: int | None = None, retries: int = 3, backoff: float = 1.0,
                  log: Callable[[str], None] = print):
         self.run_dir, self.sync_dir = Path(run_dir), Path(sync_dir)
         self.keep, self.retries, self.backoff, self.log = keep, retries, backoff, log
@@ -118,7 +120,10 @@ class RunMirror:
 
     def _prune(self) -> None:
         # Old checkpoints go when the run dir dropped them too: the trainer keeps the best one.
-        for _, old in list_checkpoints(self.sync_dir)[:-self.keep]:
+        keep = self.keep
+        if keep is None:  # config.json is the run's first file: a checkpoint is never mirrored before it
+            keep = json.loads((self.run_dir / "config.json").read_text())["keep"]
+        for _, old in list_checkpoints(self.sync_dir)[:-keep]:
             if not (self.run_dir / old.relative_to(self.sync_dir)).exists():
                 try:
                     old.unlink()
@@ -159,6 +164,41 @@ def restore_run(sync_dir, run_dir, *, log: Callable[[str], None] = print) -> boo
         copy_atomic(src, run_dir / src.relative_to(sync_dir))
     log(f"restored {run_dir} from the mirror {sync_dir} (checkpoint step {latest_step(run_dir)})")
     return True
+
+
+@contextlib.contextmanager
+def mirrored(run_dir, sync_dir, *, resume: bool, retries: int = 3, backoff: float = 1.0,
+             log: Callable[[str], None] = print) -> Iterator[Callable[[Path], None] | None]:
+    """Mirror a run while it trains: yields the trainer's `on_save` (None without a sync dir).
+
+        with mirrored(run_dir, sync_dir, resume=resume) as on_save:
+            train(cfg, run_dir, resume=resume, on_save=on_save)
+
+    Before: a resume restores the run from the mirror when the local copy is missing or older; a new
+    run refuses a mirror of another run. After: waits until every finished file is copied.
+    """
+    if sync_dir is None:
+        yield None
+        return
+    if Path(sync_dir).exists() and not Path(sync_dir).is_dir():
+        raise NadaError(f"sync dir {sync_dir} is a file; give a folder (e.g. on the mounted Drive) for the mirror")
+    if resume:
+        restore_run(sync_dir, run_dir, log=log)
+    else:
+        check_new_mirror(sync_dir)
+    mirror = None
+    try:
+        # Started on the first file: a run refused before writing anything leaves no mirror folder behind.
+        def push(path: Path) -> None:
+            nonlocal mirror
+            if mirror is None:
+                mirror = RunMirror(run_dir, sync_dir, retries=retries, backoff=backoff, log=log)
+            mirror.push(path)
+
+        yield push
+    finally:
+        if mirror is not None:
+            mirror.close()
 
 
 def check_new_mirror(sync_dir) -> None:

@@ -77,13 +77,14 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 def gradients(args) -> None:
     from nada_utils.adapt.clip_guide import ClipGuide
     from nada_utils.adapt.config import make_config
-    from nada_utils.adapt.trainer import layer_plan, sample_latents, setup_from_config
+    from nada_utils.adapt.latents import sample_latents
+    from nada_utils.adapt.setup import build_setup, layer_plan
     from nada_utils.adapt.training_step import StepSettings, backward_step
 
     cfg = make_config(None, generator=f"random:{args.size}", clip_models=("random:ViT-B/32",), clip_weights=(1.0,),
                       batch=1, device="cpu", eval_samples=0, layers="all")
     device = torch.device("cpu")
-    setup = setup_from_config(cfg, device)
+    setup = build_setup(cfg, device)
     with torch.no_grad():
         for name, p in setup.G_frozen.named_parameters():
             if name.endswith("noise.weight"):

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from nada_utils.adapt.config import make_config  # noqa: E402
-from nada_utils.adapt.trainer import layer_plan, sample_latents, setup_from_config  # noqa: E402
+from nada_utils.adapt.latents import sample_latents  # noqa: E402
+from nada_utils.adapt.setup import build_setup, layer_plan  # noqa: E402
 from nada_utils.adapt.losses import DIRECTION_FLOOR  # noqa: E402
 from nada_utils.adapt.training_step import StepSettings, backward_step  # noqa: E402
 
@@ -51,7 +52,7 @@ def main() -> int:
                           batch=args.batch, lr=args.lr, device="cpu", eval_samples=0, seed=args.seed,
                           direction_floor=args.floor)
     device = torch.device("cpu")
-    setup = setup_from_config(cfg, device)
+    setup = build_setup(cfg, device)
     _, _, optimizer = layer_plan(setup.G_train, cfg)
     params = [q for g in optimizer.param_groups for q in g["params"]]
     n = sum(q.numel() for q in params)

@@ -18,7 +18,7 @@ from nada_utils import load_generator
 from nada_utils.adapt.clip_guide import ClipGuide
 from nada_utils.adapt.losses import directional_loss
 from nada_utils.adapt.run_dir import read_jsonl
-from nada_utils.adapt.trainer import sample_latents
+from nada_utils.adapt.latents import sample_latents
 from nada_utils.cli.main import main
 from nada_utils.models.clip_models import load_clip
 

@@ -13,7 +13,7 @@ import types
 import pytest
 
 from drive_sync import copy_atomic, in_colab, mount, storage_root, use_local_copy
-from drive_sync.mirror import RunMirror, restore_run
+from drive_sync.mirror import RunMirror, mirrored, restore_run
 from nada_utils import NadaError
 from nada_utils.adapt.config import make_config
 from nada_utils.adapt.trainer import train
@@ -59,6 +59,17 @@ def test_outside_colab(monkeypatch, tmp_path):
     assert storage_root() == tmp_path / "nada_runs"
 
 
+def train_mirrored(cfg, run, mirror, *, resume=False, retries=3, backoff=1.0, log=None, on_save=None):
+    """`train` with its run mirrored, as the CLI and the notebook attach the mirror."""
+    with mirrored(run, mirror, resume=resume, retries=retries, backoff=backoff, log=log or (lambda m: None)) as push:
+        def both(path):
+            push(path)
+            if on_save:
+                on_save(path)
+
+        return train(cfg, run, resume=resume, progress=False, log=log, on_save=both)
+
+
 def tiny_cmd(run, mirror, *extra):
     return [sys.executable, "-m", "nada_utils", "train", "--preset", "tiny", "--out", str(run), "--steps", "12",
             "--checkpoint-every", "3", "--sample-every", "4", "--keep", "2", "--quiet", "--sync-dir", str(mirror), *extra]
@@ -97,13 +108,13 @@ def test_local_run_older_than_mirror_is_restored(tmp_path, uninterrupted):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(make_config("tiny", steps=12, checkpoint_every=3, sample_every=4, keep=2), run, progress=False,
-              sync_dir=mirror, on_save=stop_at_9)
+        train_mirrored(make_config("tiny", steps=12, checkpoint_every=3, sample_every=4, keep=2), run, mirror,
+                       on_save=stop_at_9)
     # The local copy is older: it lost its last checkpoints (an old VM snapshot, say).
     for p in (run / "checkpoints").glob("step_*.pt"):
         p.unlink()
     assert restore_run(mirror, run, log=lambda m: None)
-    out = train(None, run, resume=True, progress=False, sync_dir=mirror)
+    out = train_mirrored(None, run, mirror, resume=True)
     assert out.read_bytes() == uninterrupted.read_bytes()
 
 
@@ -181,8 +192,8 @@ def test_unwritable_or_full_sync_dir_warns_once_per_kind(tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     warnings = []
-    out = train(make_config("tiny", steps=6, checkpoint_every=2, sample_every=2), tmp_path / "run1", progress=False,
-                sync_dir=blocker / "mirror", sync_retries=2, sync_backoff=0.001, log=warnings.append)
+    out = train_mirrored(make_config("tiny", steps=6, checkpoint_every=2, sample_every=2), tmp_path / "run1",
+                         blocker / "mirror", retries=2, backoff=0.001, log=warnings.append)
     assert out.is_file()
     assert len([w for w in warnings if "not writable" in w]) == 1, warnings
 
@@ -191,8 +202,8 @@ def test_unwritable_or_full_sync_dir_warns_once_per_kind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(shutil, "copyfileobj", full)  # every mirror copy goes through fileio.copy_atomic
     warnings.clear()
-    out = train(make_config("tiny", steps=6, checkpoint_every=2, sample_every=2), tmp_path / "run2", progress=False,
-                sync_dir=tmp_path / "mirror2", sync_retries=2, sync_backoff=0.001, log=warnings.append)
+    out = train_mirrored(make_config("tiny", steps=6, checkpoint_every=2, sample_every=2), tmp_path / "run2",
+                         tmp_path / "mirror2", retries=2, backoff=0.001, log=warnings.append)
     assert out.is_file()
     assert len([w for w in warnings if "full" in w]) == 1, warnings
 
@@ -203,10 +214,10 @@ def test_new_run_refuses_a_mirror_of_another_run(tmp_path):
     (mirror / "config.json").write_text("{}")
     (mirror / "checkpoints" / "step_000010.pt").write_bytes(b"another run's work")
     with pytest.raises(NadaError, match="already mirrors a run"):
-        train(make_config("tiny", steps=2), tmp_path / "run", progress=False, sync_dir=mirror)
+        train_mirrored(make_config("tiny", steps=2), tmp_path / "run", mirror)
     # A mirror of a start that failed before its first checkpoint holds no work: a new run takes it over.
     (mirror / "checkpoints" / "step_000010.pt").unlink()
-    train(make_config("tiny", steps=2, eval_samples=0), tmp_path / "run2", progress=False, sync_dir=mirror)
+    train_mirrored(make_config("tiny", steps=2, eval_samples=0), tmp_path / "run2", mirror)
     assert json.loads((mirror / "config.json").read_text())["steps"] == 2
 
 

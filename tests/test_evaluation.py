@@ -152,10 +152,10 @@ def test_directional_metric_matches_the_training_loss():
 def test_face_distances_join_the_row(monkeypatch):
     """With --faces, dlib's distances (a stand-in here: CI has no dlib) are summarised over all chunks."""
     import nada_utils.measure.face_descriptors as fd
-    from nada_utils.adapt.trainer import setup_from_config
+    from nada_utils.adapt.setup import build_setup
 
     monkeypatch.setattr(fd, "face_descriptor_distances", lambda a, b: [0.3 if i % 2 else None for i in range(len(a))])
-    setup = setup_from_config(make_config("tiny", templates=False), torch.device("cpu"))
+    setup = build_setup(make_config("tiny", templates=False), torch.device("cpu"))
     row = ev.Evaluator(setup.G_frozen, setup.guide, setup.directions, setup.global_targets, n=10, faces=True)(setup.G_train)
     assert row["faces_found"] == 0.5  # chunks of 8 and 2: 4 + 1 faces
     assert row["face_distance"] == pytest.approx(0.3) and row["face_same_person"] == 1.0

@@ -21,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from drive_sync.mirror import mirrored
 from nada_utils.adapt.config import make_config
 from nada_utils.adapt.run_dir import LOCK_NAME, read_jsonl
 from nada_utils.adapt.trainer import train
@@ -42,7 +43,8 @@ def reference(tmp_path_factory):
     """The uninterrupted run: same settings, same mirror layout."""
     base = tmp_path_factory.mktemp("reference")
     cfg = make_config("tiny", steps=STEPS, checkpoint_every=1, sample_every=4, keep=KEEP)
-    train(cfg, base / "run", progress=False, sync_dir=base / "mirror")
+    with mirrored(base / "run", base / "mirror", resume=False) as on_save:
+        train(cfg, base / "run", progress=False, on_save=on_save)
     return base / "run", base / "mirror"
 
 

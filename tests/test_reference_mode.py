@@ -15,7 +15,9 @@ from nada_utils.adapt.freezing import (
     parse_layer_spec,
     static_layers,
 )
-from nada_utils.adapt.trainer import sample_latents, setup_from_config, train
+from nada_utils.adapt.latents import sample_latents
+from nada_utils.adapt.setup import build_setup
+from nada_utils.adapt.trainer import train
 from nada_utils.cli import main
 from nada_utils.errors import NadaError
 from nada_utils.models.builtin_models import builtin_clip, builtin_generator
@@ -62,8 +64,8 @@ def test_clip_precision_fp16_is_one_error_on_a_cpu_and_auto_keeps_float32():
     with pytest.raises(NadaError, match="needs a CUDA GPU"):
         make_config("tiny", clip_precision="fp16", device="cpu")
     with pytest.raises(NadaError, match="needs a CUDA GPU"):  # device "auto" that turns out to be a CPU
-        setup_from_config(make_config("tiny", clip_precision="fp16"), CPU)
-    setup = setup_from_config(make_config("tiny", clip_precision="auto"), CPU)
+        build_setup(make_config("tiny", clip_precision="fp16"), CPU)
+    setup = build_setup(make_config("tiny", clip_precision="auto"), CPU)
     assert not setup.guide.half
     assert all(p.dtype == torch.float32 for p in setup.guide.models[0].model.parameters())
 
@@ -83,8 +85,8 @@ def test_clip_in_half_precision_runs_in_float16_and_returns_float32():
 
 def test_selection_text_bare_aims_the_layer_selection_at_the_text_alone():
     base = dict(templates=True, device="cpu")
-    bare = setup_from_config(make_config("tiny", selection_text="bare", **base), CPU)
-    same = setup_from_config(make_config("tiny", selection_text="templates", **base), CPU)
+    bare = build_setup(make_config("tiny", selection_text="bare", **base), CPU)
+    same = build_setup(make_config("tiny", selection_text="templates", **base), CPU)
     assert same.selection_targets is same.global_targets
     assert not torch.allclose(bare.selection_targets[0], bare.global_targets[0])
     assert torch.allclose(bare.directions[0], same.directions[0])  # the training direction is untouched
@@ -104,7 +106,7 @@ def test_official_layer_set_and_the_official_one_off_table():
 
 def test_direction_floor_reaches_the_loss_and_comes_with_stored_noise(tmp_path):
     # The floor is for a start from ΔI = 0, which only stored noise gives; random noise has the official none.
-    from nada_utils.adapt.trainer import start_floor
+    from nada_utils.adapt.setup import start_floor
     from nada_utils.models.generator_io import load_generator
 
     assert make_config("tiny").direction_floor is None and make_config("tiny", reference=True).direction_floor == 1e-6

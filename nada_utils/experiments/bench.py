@@ -96,16 +96,16 @@ def _config(size: int, batch: int, clip: tuple[str, ...], layers: str, device: t
 
 
 def _setup(cfg, device: torch.device):
-    from nada_utils.adapt.trainer import layer_plan, setup_from_config
+    from nada_utils.adapt.setup import build_setup, layer_plan
 
-    setup = setup_from_config(cfg, device)
+    setup = build_setup(cfg, device)
     spec, candidates, optimizer = layer_plan(setup.G_train, cfg)
     return setup, spec, candidates, optimizer
 
 
 def _step_fn(setup, optimizer, candidates, cfg, fast: tuple[str, ...], device: torch.device, *, seed: int = 0):
     """One training step exactly as the trainer runs it (without logging), on fresh latents each call."""
-    from nada_utils.adapt.trainer import sample_latents
+    from nada_utils.adapt.latents import sample_latents
     from nada_utils.adapt.training_step import StepSettings, backward_step
 
     sampler = torch.Generator().manual_seed(seed)
@@ -210,7 +210,7 @@ def run_bench(*, size: int = 256, batch: int = 2, clip: tuple[str, ...] = ("ViT-
         result["peak_memory_measured"] = torch.cuda.max_memory_allocated(dev)
 
     if spec.dynamic:
-        from nada_utils.adapt.trainer import sample_latents
+        from nada_utils.adapt.latents import sample_latents
 
         sampler = torch.Generator().manual_seed(1)
         G = setup.G_frozen

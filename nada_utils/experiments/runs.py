@@ -6,10 +6,13 @@ processes of `threads` torch threads each (two runs of one thread each use a 2-c
 where one run would leave a core idle: the mini models are too small to spread over two). A finished
 run is reused and an interrupted one resumed (the trainer's exact resume), so a plan spans sittings.
 Results are read back from the run dirs, never from the workers, so a plan can be gathered at any time.
+Runs with a `sync_dir` are mirrored by `mirror` (`drive_sync.mirrored`, passed in by the notebook or
+CLI: the library never imports drive_sync).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -52,7 +55,8 @@ def pending(runs: list[PlannedRun]) -> list[PlannedRun]:
     return [r for r in runs if not is_finished(r.run_dir, r.cfg.steps)]
 
 
-def _train_one(run_dir: str, cfg: dict, sync_dir: str | None, threads: int | None, progress: bool) -> float:
+def _train_one(run_dir: str, cfg: dict, sync_dir: str | None, threads: int | None, progress: bool,
+               mirror: Callable | None = None) -> float:
     """Train (or resume) one run; the body of a worker process, and of `execute` in this process."""
     import torch
 
@@ -62,26 +66,33 @@ def _train_one(run_dir: str, cfg: dict, sync_dir: str | None, threads: int | Non
     if threads:
         torch.set_num_threads(threads)
     t0 = time.time()
+    log = (lambda _: None) if not progress else None
+    resume = run_exists(run_dir, sync_dir)
+    mirroring = mirror(run_dir, sync_dir, resume=resume, **({"log": log} if log else {})) \
+        if mirror is not None and sync_dir is not None else contextlib.nullcontext()
     try:
-        train(TrainConfig.from_dict(cfg), run_dir, resume=run_exists(run_dir, sync_dir), progress=progress,
-              log=(lambda _: None) if not progress else None, sync_dir=sync_dir)
+        with mirroring as on_save:
+            train(TrainConfig.from_dict(cfg), run_dir, resume=resume, progress=progress, log=log, on_save=on_save)
     finally:
         torch.set_num_threads(before)  # in this process, the caller's setting comes back
     return time.time() - t0
 
 
 def execute(runs: list[PlannedRun], *, jobs: int = 1, threads: int | None = None, progress: bool = True,
-            log: Callable[[str], None] = print) -> None:
+            log: Callable[[str], None] = print, mirror: Callable | None = None) -> None:
     """Train every unfinished run of `runs` (checked with `check_plan` first).
 
     `jobs`: runs at once (1: in this process, with a progress bar; more: worker processes, a line per
     run). `threads`: torch threads of each run (None: torch's default in this process; 1 in workers).
-    Every run is attempted; the ones that failed are named in one error at the end.
+    Every run is attempted; the ones that failed are named in one error at the end. `mirror`: mirrors
+    the runs that have a sync_dir (`drive_sync.mirrored`; a module-level function, so workers can take it).
     """
     if jobs < 1:
         raise NadaError(f"--jobs must be >= 1, got {jobs}")
     if threads is not None and threads < 1:
         raise NadaError(f"--threads must be >= 1, got {threads}")
+    if mirror is None and any(r.sync_dir is not None for r in runs):
+        raise ValueError("the plan has sync dirs: pass mirror=drive_sync.mirrored to copy the runs there")
     check_plan(runs)
     todo = pending(runs)
     done = len(runs) - len(todo)
@@ -108,7 +119,7 @@ def execute(runs: list[PlannedRun], *, jobs: int = 1, threads: int | None = None
         for r, a in zip(todo, args):
             log(f"training {r.name} in {r.run_dir}" + (" (resuming)" if run_exists(r.run_dir, r.sync_dir) else ""))
             try:
-                seconds, error = _train_one(*a, threads, progress), None
+                seconds, error = _train_one(*a, threads, progress, mirror), None
             except NadaError as e:
                 seconds, error = None, e
             finished(r, seconds, error)
@@ -117,7 +128,7 @@ def execute(runs: list[PlannedRun], *, jobs: int = 1, threads: int | None = None
 
         # spawn, not fork: a forked copy of a process that already ran torch threads can deadlock.
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_one, *a, threads or 1, False): r for r, a in zip(todo, args)}
+            futures = {pool.submit(_train_one, *a, threads or 1, False, mirror): r for r, a in zip(todo, args)}
             for future in as_completed(futures):
                 error = future.exception()
                 finished(futures[future], None if error else future.result(), error)

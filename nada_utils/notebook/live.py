@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from drive_sync.mirror import mirrored
 from nada_utils.adapt.config import TrainConfig, make_config
 from nada_utils.adapt.run_dir import check_resume, has_results, is_finished, read_config, run_exists
 from nada_utils.errors import NadaError
@@ -37,10 +38,29 @@ def train_live(cfg: TrainConfig, name: str, session: Session, *, show: bool = Tr
         except NadaError as e:
             raise NadaError(f"run {name!r} already exists with other settings ({e}); choose another run name, "
                             f"or set them back to continue it") from None
-    on_save = _live_preview(name) if show else None
+    preview = _live_preview(name) if show else None
     print(("resuming" if resume else "starting") + f" run {name!r} in {run_dir}")
-    generator = train(cfg, run_dir, resume=resume, on_save=on_save, sync_dir=sync_dir)
+    with mirrored(run_dir, sync_dir, resume=resume) as mirror:
+        generator = train(cfg, run_dir, resume=resume, on_save=_both(preview, mirror))
     return RunResult(name, run_dir, generator)
+
+
+def run_study(base: TrainConfig, strategies, root, **kwargs) -> list[dict]:
+    """`experiments.study.run_study`, each run mirrored to Drive when `sync_root` is given."""
+    from nada_utils.experiments.study import run_study as study
+
+    return study(base, strategies, root, mirror=mirrored, **kwargs)
+
+
+def _both(*callbacks):
+    """One `on_save` that calls each of `callbacks` (None ones left out) in turn."""
+    callbacks = [c for c in callbacks if c is not None]
+
+    def on_save(path: Path) -> None:
+        for c in callbacks:
+            c(path)
+
+    return on_save
 
 
 def _live_preview(name: str):
