@@ -88,8 +88,8 @@ def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
         assert values["preset"] == ("mini-sketch" if fast == "1" else "ffhq-sketch")
         cfg = make_config(values["preset"])
         assert cfg.clip_models == (("mini-clip-2-robust",) if fast == "1" else ("ViT-B/32", "ViT-B/16"))
-    if path.stem == "train" and fast == "0":
-        assert (values["source_text"], values["target_text"]) == ("photo", "sketch")
+    if path.stem == "train" and fast == "0":  # the form as it opens: nothing but the preset
+        assert (values["source_text"], values["target_text"], values["strategy"], values["steps"]) == ("", "", "", 0)
     if path.stem == "inference":
         assert (values["adapted"] == "") == (fast == "1")
     if path.stem == "inversion" and fast == "1":
@@ -102,6 +102,53 @@ def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
         scene = world_v2.scene_from_z(held_out_z(3, 128))[2:]
         photo = load_image(values["image_path"], 64)
         assert (photo - world_v2.render(scene, "photo")[0]).abs().max() < 2 / 255
+
+
+def _form_config(preset: str, **changed) -> tuple[TrainConfig, TrainConfig]:
+    """Run train.ipynb's settings cell, pick `preset` in its dropdown, change the `changed` fields, then run
+    its config cell: (the config the form makes, the one its widgets hand to training)."""
+    from nada_utils import notebook as nb
+
+    code = cells(ROOT / "notebooks" / "train.ipynb")
+    values = {"nb": nb}
+    exec(source(next(c for c in code if "parameters" in c["metadata"].get("tags", []))), values)
+    values.update(preset=preset, **changed)
+    exec(source(next(c for c in code if "nb.form_config(" in source(c))), values)
+    return values["cfg"], values["controls"].config()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "mini-sketch", "mini-cartoon", "mini-night", "mini-sketch-cond",
+                                    "cifar10-sketch", "cifar10-anime", "ffhq-sketch"])
+def test_the_train_form_keeps_its_preset(preset, monkeypatch):
+    monkeypatch.setenv("NADA_FAST", "0")
+    assert _form_config(preset) == (make_config(preset), make_config(preset))
+
+
+@pytest.mark.parametrize("preset,changed,field,value", [
+    ("mini-night", {"steps": 7}, "steps", 7),
+    ("cifar10-sketch", {"target_text": "an anime drawing of a {class}"}, "target_text", "an anime drawing of a {class}"),
+    ("mini-sketch", {"k": 2}, "layers", "last:2"),  # k alone changes the preset's own K
+    ("mini-cartoon", {"strategy": "last"}, "layers", "last:4"),
+    ("mini-sketch", {"strategy": "auto", "k": 3}, "layers", "auto:3"),
+    ("tiny", {"lr": 0.01}, "lr", 0.01),
+    ("mini-sketch", {"generator": "mini-photo-2"}, "generator", "mini-photo-2"),
+])
+def test_the_train_form_changes_only_the_fields_filled_in(preset, changed, field, value, monkeypatch):
+    monkeypatch.setenv("NADA_FAST", "0")
+    cfg, handed = _form_config(preset, **changed)
+    want = make_config(preset).to_dict()
+    differs = {k for k, v in cfg.to_dict().items() if v != want[k]}
+    assert getattr(cfg, field) == value and differs <= {field}, differs
+    assert handed == cfg
+
+
+def test_the_train_form_offers_the_layer_vocabulary():
+    from nada_utils.adapt.layer_specs import LAYER_SPECS, PHASES
+
+    params = source(next(c for c in cells(ROOT / "notebooks" / "train.ipynb") if "parameters" in c["metadata"].get("tags", [])))
+    offered = json.loads(re.search(r'^strategy = .*#@param (\[.*\])$', params, re.M).group(1))
+    kinds = [form.partition(":")[0] for form, _ in LAYER_SPECS if form not in ("phase:NAME", "layers:A,B")]
+    assert offered == ["", *kinds, *[f"phase:{p}" for p in PHASES if p != "all"]]
 
 
 def test_widgets_fill_the_cli_config(tmp_path, capsys):
@@ -194,7 +241,7 @@ def _execute(path: Path, overrides: str, workdir: Path) -> None:
 
 
 def test_the_notebooks_adapt_and_show_a_stylegan3(tmp_path, monkeypatch):
-    """issue 21: the train notebook with its `generator` field set to a StyleGAN3 trains, evaluates and exports
+    """The train notebook with its `generator` field set to a StyleGAN3 trains, evaluates and exports
     it; the inference notebook then shows that run beside the frozen StyleGAN3 (grids, sliders, video)."""
     monkeypatch.setenv("NADA_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv("NADA_ROOT", str(tmp_path / "drive"))

@@ -8,22 +8,49 @@ from `cfg`; `controls.config()` returns `cfg` with the widget values applied, ch
 
 from __future__ import annotations
 
-from nada_utils.adapt.config import TrainConfig
-from nada_utils.adapt.freezing import DYNAMIC_KINDS, PHASES
+from nada_utils.adapt.checks import check_config
+from nada_utils.adapt.config import TrainConfig, make_config
+from nada_utils.adapt.layer_specs import LAYER_SPECS, PHASES, TAKES_K
 from nada_utils.adapt.prompt_templates import CLASS_SLOT
 from nada_utils.errors import NadaError
 
-# Strategies offered in the dropdown: (label, spec prefix). Specs ending in ":" take K.
-STRATEGIES = [
-    ("all: constant, conv1, every conv", "all"),
-    ("official: conv1, to_rgb1, every conv (official recipe)", "official"),
-    ("last K blocks", "last:"),
-    ("auto: top-K W+ indices (paper)", "auto:"),
-    ("auto-official: the official, one-off W+ table", "auto-official:"),
-    ("gradnorm: top-K layers", "gradnorm:"),
-] + [(f"phase: {p}", f"phase:{p}") for p in PHASES if p != "all"]
 
-TAKES_K = ("last",) + DYNAMIC_KINDS
+def _strategies() -> list[tuple[str, str]]:
+    """The dropdown's (label, value) pairs, from the one list of layer specs; values ending in ":" take K.
+    `layers:A,B` needs names typed in, so the dropdown leaves it to the CLI (and `cfg.layers`)."""
+    options = []
+    for form, meaning in LAYER_SPECS:
+        kind = form.partition(":")[0]
+        if kind == "phase":
+            options += [(f"phase:{p}: one of the official code's manual sets", f"phase:{p}") for p in PHASES if p != "all"]
+        elif kind in TAKES_K:
+            options.append((f"{form}: {meaning}", f"{kind}:"))
+        elif kind != "layers":
+            options.append((f"{form}: {meaning}", form))
+    return options
+
+
+STRATEGIES = _strategies()
+
+
+def form_config(preset: str, *, reference: bool = False, generator: str = "", source_text: str = "",
+                target_text: str = "", strategy: str = "", k: int = 0, steps: int = 0, lr: float = 0.0) -> TrainConfig:
+    """The settings form's config: the preset's, where each field the user filled in replaces the preset's
+    value and an empty one (a blank text, 0) keeps it. `strategy` and `k` make the layer spec: a strategy
+    that takes K without one keeps the preset's K where its spec has the same kind (else 4); `k` alone
+    changes the preset's own K."""
+    base = make_config(preset, reference=reference)
+    kind, _, preset_k = base.layers.partition(":")
+    if not strategy and k and kind in TAKES_K:
+        strategy = kind
+    layers = None
+    if strategy:
+        strategy = strategy.rstrip(":")
+        layers = layer_spec(strategy, k or (int(preset_k) if strategy == kind and preset_k.isdigit() else 4)) \
+            if strategy in TAKES_K else strategy
+    return make_config(preset, reference=reference, generator=generator.strip() or None,
+                       source_text=source_text.strip() or None, target_text=target_text.strip() or None,
+                       layers=layers, steps=int(steps) or None, lr=float(lr) or None)
 
 
 def layer_spec(strategy: str, k: int) -> str:
@@ -108,10 +135,10 @@ class TrainControls:
 
     def config(self) -> TrainConfig:
         """The base config with the widget values; invalid values raise NadaError naming the fix."""
-        return TrainConfig.from_dict({**self.base.to_dict(), "source_text": self.source.value,
+        return check_config(TrainConfig.from_dict({**self.base.to_dict(), "source_text": self.source.value,
                                       "target_text": self.target.value, "layers": self.layers(),
                                       "steps": int(self.steps.value), "lr": float(self.lr.value),
-                                      "classes": self.chosen_classes()})
+                                      "classes": self.chosen_classes()}))
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
