@@ -113,10 +113,31 @@ def test_no_import_goes_up_a_layer():
 
 def test_only_the_mini_world_metrics_read_the_judge():
     """The judge scores adaptation; nothing that trains (losses, layer selection, the checkpoint rule)
-    may see it, or training could learn what the judge likes (issue 18)."""
+    may see it, or training could learn what the judge likes (docs/MINI_WORLD.md)."""
     modules = all_modules()
     readers = {name for name, path in modules.items() if "nada_utils.mini_world.judge" in imports_of(path, modules)}
     assert readers <= {"nada_utils.mini_world.metrics_v2"}, readers
+
+def test_the_config_imports_nothing_it_configures():
+    """config.py is settings: it loads no torch, model or loss, so reading a run's settings is cheap."""
+    modules = all_modules()
+    imported = imports_of(modules["nada_utils.adapt.config"], modules)
+    assert imported <= {"nada_utils.adapt.layer_specs", "nada_utils.adapt.prompt_templates", "nada_utils.errors"}, imported
+    tree = ast.parse(modules["nada_utils.adapt.config"].read_text())
+    outside = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    outside |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "torch" not in outside and "clip" not in outside
+
+
+def test_the_method_reads_in_short_functions():
+    """No function of adapt/ runs over 60 lines: the training loop is a run object whose methods read top to bottom."""
+    long = []
+    for path in sorted((PACKAGE / "adapt").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long
+
 
 def test_no_import_cycle():
     modules = all_modules()

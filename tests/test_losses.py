@@ -53,7 +53,7 @@ def test_the_floor_makes_the_loss_linear_below_it_and_leaves_the_cosine_above():
     delta = F.normalize(torch.tensor([[1.0, 1.0, 1.0]]), dim=-1) - frozen
     assert loss_and_grad(1.0, 0.1)[0] == pytest.approx(1 - F.cosine_similarity(delta, d[None]).item(), abs=1e-6)
     assert loss_and_grad(1.0, 0.1) == pytest.approx(loss_and_grad(1.0, 1e-6))
-    # Tiny changes: without a floor the gradient grows as 1 / |ΔI| (the stall of issue 17); with it,
+    # Tiny changes: without a floor the gradient grows as 1 / |ΔI| (the stall docs/REFERENCE.md describes, "the start of training"); with it,
     # the gradient keeps the size it has at |ΔI| = floor.
     tiny, smaller = loss_and_grad(1e-3, 0.1), loss_and_grad(1e-5, 0.1)
     assert smaller[1] == pytest.approx(tiny[1], rel=1e-2) and tiny[1] < 20

@@ -143,7 +143,7 @@ def test_weights_that_overflow_under_a_finite_loss_are_never_checkpointed(tmp_pa
 
 def test_the_first_step_is_a_full_adam_step_and_its_gradient_the_size_of_the_next(tmp_path):
     """Step 1 starts from ΔI = 0. Without a floor its gradient would be ~1 / |ΔI| times too large, and
-    Adam's second moment would remember it and shrink the next hundred updates (issue 17)."""
+    Adam's second moment would remember it and shrink the next hundred updates (docs/REFERENCE.md, "the start of training")."""
     from nada_utils.adapt.checkpoint import load_checkpoint
 
     def gradients_and_moves(floor):

@@ -426,22 +426,23 @@ class Generator(MappedGenerator, nn.Module):
         x = self.input(n)
         if self.memory_format != torch.contiguous_format:
             x = x.contiguous(memory_format=self.memory_format)  # convolutions keep the input's layout
-        x = self.conv1(x, ws[:, 0], noise[0])
-        skip = self.to_rgb1(x, ws[:, 1])
+        index = dict(self.ws_layout)  # each layer's W+ index: the one table layer selection reads too
+        x = self.conv1(x, ws[:, index["conv1"]], noise[0])
+        skip = self.to_rgb1(x, ws[:, index["to_rgb1"]])
         recompute = self.checkpointing and torch.is_grad_enabled()
         for b in range(len(self.to_rgbs)):
-            i = 2 * b + 1
-            args = (b, x, skip, ws[:, i:i + 3], noise[i], noise[i + 1])
+            styles = [ws[:, index[name]] for name in (f"convs.{2 * b}", f"convs.{2 * b + 1}", f"to_rgbs.{b}")]
+            args = (b, x, skip, *styles, noise[2 * b + 1], noise[2 * b + 2])
             # Checkpointing keeps only each block's inputs for backward and recomputes the rest there:
             # a fifth more FLOPs per training step for about a quarter less peak memory (docs/BENCHMARKS.md).
             x, skip = checkpoint(self._block, *args, use_reentrant=False) if recompute else self._block(*args)
         return skip
 
-    def _block(self, b: int, x, skip, ws3, noise_a, noise_b):
-        """Synthesis block b: upsampling conv, conv, toRGB added to the upsampled skip; ws3 `[N, 3, w_dim]`."""
-        x = self.convs[2 * b](x, ws3[:, 0], noise_a)
-        x = self.convs[2 * b + 1](x, ws3[:, 1], noise_b)
-        return x, self.to_rgbs[b](x, ws3[:, 2], skip)
+    def _block(self, b: int, x, skip, w_a, w_b, w_rgb, noise_a, noise_b):
+        """Synthesis block b: upsampling conv, conv, toRGB added to the upsampled skip; one w `[N, w_dim]` each."""
+        x = self.convs[2 * b](x, w_a, noise_a)
+        x = self.convs[2 * b + 1](x, w_b, noise_b)
+        return x, self.to_rgbs[b](x, w_rgb, skip)
 
 
 def z_from_seeds(seeds, z_dim: int) -> torch.Tensor:
