@@ -83,7 +83,7 @@ def _live_preview(name: str):
 def quick_run(session: Session, *, preset: str = "mini-sketch", steps: int | None = None) -> RunResult:
     """An offline mini-world run to look at when no adapted generator exists yet (reused once finished).
 
-    The preset's own budget (mini-sketch: 500 steps, two to three minutes on a laptop CPU) is where
+    The preset's own budget (mini-sketch: 400 steps, one to three minutes on a laptop CPU) is where
     its sketch is measured (docs/MINI_WORLD.md). In fast mode (CI) 100 steps, whose outlines have
     only begun: enough to exercise every cell.
     """
