@@ -8,15 +8,12 @@ forward+backward passes and the peak memory on the device.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nada_utils.devices import resolve_device  # noqa: E402
-from nada_utils.models.builtin_models import random_generator  # noqa: E402
+from nada_utils.devices import resolve_device
+from nada_utils.models.builtin_models import random_generator
 
 
 def timed(fn, device, repeats=5):

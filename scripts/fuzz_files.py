@@ -1,6 +1,7 @@
-"""Fuzz every kind of file nada reads, by the thousand: `python scripts/fuzz_files.py --cases 10000`.
+"""Fuzz every kind of file nada reads, by the thousand: `PYTHONPATH=tests python scripts/fuzz_files.py --cases 10000`.
 
-The cases are tests/fuzzing.py's (the CI test runs a few hundred of them). Prints a table per kind
+The cases are tests/fuzzing.py's (the CI test runs a few hundred of them; tests/ on PYTHONPATH gives them,
+and its conftest.py the tiny-model builders). Prints a table per kind
 (loaded / refused with a NadaError / FAILED) and writes every failure with its traceback to --out.
 Exit code 1 if any case failed.
 """
@@ -10,16 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]  # tests/ first: its conftest.py holds the tiny-model builders
-
-import torch  # noqa: E402
-from fuzzing import run_cases, summary  # noqa: E402
+import torch
+from fuzzing import run_cases, summary
 
 
 def main() -> int:

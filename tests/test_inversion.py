@@ -8,11 +8,11 @@ from PIL import Image
 
 from nada_utils.cli import main
 from nada_utils.images import save_image
-from nada_utils.mini_world.renderer import render, scene_from_z
+from nada_utils.mini_world.world import render, scene_from_z
 from nada_utils.models.generator_io import load_generator, save_generator
 from nada_utils.models.rendering import held_out_z
 
-MINI = ["--generator", "mini-photo", "--clip", "mini-clip", "--device", "cpu"]
+MINI = ["--generator", "mini-photo-2", "--clip", "mini-clip-2", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def photo(tmp_path_factory):
 
 
 def test_invert_writes_latents_images_and_metrics(tmp_path, photo, capsys):
-    same = save_generator(load_generator("mini-photo"), tmp_path / "same.pt")  # an "adapted" copy that did not move
+    same = save_generator(load_generator("mini-photo-2"), tmp_path / "same.pt")  # an "adapted" copy that did not move
     code = main(["invert", "--image", str(photo), "--steps", "40", "--out", str(tmp_path / "inv"),
                  "--adapted", str(same), *MINI])
     assert code == 0, capsys.readouterr().err
@@ -34,7 +34,7 @@ def test_invert_writes_latents_images_and_metrics(tmp_path, photo, capsys):
     # No LPIPS weights in the test cache: the CLIP + pixel fallback is used, and both the output and metrics say so.
     assert metrics["loss"] == "pixel MSE + CLIP features (LPIPS fallback)" and "fetch vgg16 lpips-vgg" in out
     assert metrics["psnr"] > 15 and 0.5 < metrics["clip_similarity"] <= 1 and metrics["latent"] == "w+"
-    assert metrics["generator"] == "mini-photo" and metrics["adapted"] == [str(same)]
+    assert metrics["generator"] == "mini-photo-2" and metrics["adapted"] == [str(same)]
     assert {p.name for p in (tmp_path / "inv").iterdir()} == {"input.png", "reconstruction.png", "adapted_0.png",
                                                             "side_by_side.png", "latents.pt", "metrics.json"}
     assert (tmp_path / "inv" / "adapted_0.png").read_bytes() == (tmp_path / "inv" / "reconstruction.png").read_bytes()
@@ -56,11 +56,11 @@ def test_invert_uses_lpips_when_its_weights_are_cached(tmp_path, photo, capsys):
 def test_adapted_runs_name_the_generator(tmp_path, photo, capsys):
     # A run dir's config.json names its frozen generator, so --generator can be left out.
     run = tmp_path / "run"
-    save_generator(load_generator("mini-photo"), run / "generator.pt")
-    (run / "config.json").write_text(json.dumps({"generator": "mini-photo"}))
+    save_generator(load_generator("mini-photo-2"), run / "generator.pt")
+    (run / "config.json").write_text(json.dumps({"generator": "mini-photo-2"}))
     assert main(["invert", "--image", str(photo), "--steps", "2", "--loss", "pixel", "--adapted", str(run),
                  "--out", str(tmp_path / "inv"), "--device", "cpu"]) == 0
-    assert json.loads((tmp_path / "inv" / "metrics.json").read_text())["generator"] == "mini-photo"
+    assert json.loads((tmp_path / "inv" / "metrics.json").read_text())["generator"] == "mini-photo-2"
 
 
 def test_e4e_encoder_path_with_and_without_refinement(tmp_path, capsys):
@@ -120,11 +120,11 @@ def inverted(tmp_path_factory, photo):
 
 
 def test_edit_moves_the_latent_towards_the_text(tmp_path, inverted, capsys):
-    G = load_generator("mini-photo")
+    G = load_generator("mini-photo-2")
     before = {k: v.clone() for k, v in G.state_dict().items()}
     same = save_generator(G, tmp_path / "same.pt")
     code = main(["edit", "--latents", str(inverted / "latents.pt"), "--text", "a night photo", "--steps", "15",
-                 "--clip", "mini-clip", "--adapted", str(same), "--out", str(tmp_path / "ed"), "--device", "cpu"])
+                 "--clip", "mini-clip-2", "--adapted", str(same), "--out", str(tmp_path / "ed"), "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     metrics = json.loads((tmp_path / "ed" / "metrics.json").read_text())
@@ -133,10 +133,10 @@ def test_edit_moves_the_latent_towards_the_text(tmp_path, inverted, capsys):
     assert {p.name for p in (tmp_path / "ed").iterdir()} == {"before.png", "edited.png", "adapted_0.png",
                                                            "before_after.png", "latents.pt", "metrics.json"}
     assert (tmp_path / "ed" / "before.png").read_bytes() == (inverted / "reconstruction.png").read_bytes()
-    assert all(torch.equal(v, before[k]) for k, v in load_generator("mini-photo").state_dict().items())
+    assert all(torch.equal(v, before[k]) for k, v in load_generator("mini-photo-2").state_dict().items())
     # The edited latents.pt is itself a valid input: edits chain.
     assert main(["edit", "--latents", str(tmp_path / "ed" / "latents.pt"), "--text", "a pencil sketch", "--steps", "2",
-                 "--clip", "mini-clip", "--out", str(tmp_path / "ed2"), "--device", "cpu"]) == 0
+                 "--clip", "mini-clip-2", "--out", str(tmp_path / "ed2"), "--device", "cpu"]) == 0
 
 
 @pytest.mark.parametrize("args,needle", [(["--text", " "], "edit text is empty"),
@@ -144,7 +144,7 @@ def test_edit_moves_the_latent_towards_the_text(tmp_path, inverted, capsys):
                                          (["--text", "x", "--generator", "random:tiny"], "pass the generator it was inverted with"),
                                          (["--text", "x", "--steps", "0"], "steps >= 1")])
 def test_edit_bad_input(tmp_path, inverted, capsys, args, needle):
-    assert main(["edit", "--latents", str(inverted / "latents.pt"), "--clip", "mini-clip", "--out",
+    assert main(["edit", "--latents", str(inverted / "latents.pt"), "--clip", "mini-clip-2", "--out",
                  str(tmp_path / "ed"), "--device", "cpu", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err

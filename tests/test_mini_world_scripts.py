@@ -1,4 +1,5 @@
-"""The mini world's training scripts resume exactly: a run stopped and continued writes the same file."""
+"""The mini world's recipe (the trainers of its bundled models) resumes exactly: a run stopped and continued
+writes the same file; and the experiments in scripts/experiments/ run and measure what they say."""
 
 import json
 import subprocess
@@ -9,25 +10,32 @@ import pytest
 import torch
 from PIL import Image
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "mini_world"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts" / "experiments"
+# The scripts import nada_utils as installed; PYTHONPATH makes it this checkout's, installed or not.
+ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+
+
+def recipe(script: str) -> list[str]:
+    """The command that runs one of the recipe's trainers: `python -m nada_utils.mini_world.recipe.NAME`."""
+    return [sys.executable, "-m", f"nada_utils.mini_world.recipe.{Path(script.split()[0]).stem}"]
 
 CASES = {
     "train_judge.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
-    "train_clip_v2.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
+    "train_clip.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
     # Adversarial fine-tuning of a bundled CLIP, half of each batch attacked: the attack draws from the
     # run's generator, so it resumes too.
-    "train_clip_v2.py --adv-eps": ["--steps", "4", "--batch", "8", "--pool", "24", "--eval-n", "14", "--adv-eps", "3",
+    "train_clip.py --adv-eps": ["--steps", "4", "--batch", "8", "--pool", "24", "--eval-n", "14", "--adv-eps", "3",
                                    "--adv-share", "0.5", "--patch", "16",
                                    "--init", str(Path(__file__).resolve().parents[1] / "nada_utils" / "mini_world"
                                                  / "weights" / "mini_clip_2.pt")],
-    "train_generator_v2.py": ["--steps", "4", "--batch", "2"],
+    "train_generator.py": ["--steps", "4", "--batch", "2"],
 }
 
 
 def run(script, args, out, state):
-    done = subprocess.run([sys.executable, str(SCRIPTS / script.split()[0]), *args, "--out", str(out), "--state", str(state),
-                           "--device", "cpu"], capture_output=True, text=True, timeout=600,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run([*recipe(script), *args, "--out", str(out), "--state", str(state), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=600, env=ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -44,9 +52,9 @@ def test_a_stopped_training_continues_to_the_same_weights(tmp_path, script):
     whole, split = (w.get("g_ema", w.get("state_dict", w)) for w in (whole, split))
     assert whole.keys() == split.keys() and all(torch.equal(whole[k], split[k]) for k in whole)
     # Other settings than the run was started with are refused, not mixed in.
-    failed = subprocess.run([sys.executable, str(SCRIPTS / script.split()[0]), *args[:1], "99", *args[2:], "--out",
-                             str(tmp_path / "split.pt"), "--state", str(tmp_path / "split.state"), "--device", "cpu"],
-                            capture_output=True, text=True, timeout=600)
+    failed = subprocess.run([*recipe(script), *args[:1], "99", *args[2:], "--out", str(tmp_path / "split.pt"),
+                             "--state", str(tmp_path / "split.state"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=600, env=ENV)
     assert failed.returncode != 0 and "was started with" in failed.stderr
 
 
@@ -57,10 +65,10 @@ def test_the_conditional_generator_starts_from_an_unconditional_one_that_stopped
     from nada_utils.models.rendering import class_input
 
     args = ["--steps", "6", "--batch", "2", "--channels", "16,16,16,8,8"]
-    out = run("train_generator_v2.py", [*args, "--stop-at", "3"], tmp_path / "u.pt", tmp_path / "u.state")
+    out = run("train_generator.py", [*args, "--stop-at", "3"], tmp_path / "u.pt", tmp_path / "u.state")
     assert "stopped at step 3" in out and "step 3 " in out
-    assert "already at step 3" in run("train_generator_v2.py", [*args, "--stop-at", "3"], tmp_path / "u.pt", tmp_path / "u.state")
-    run("train_generator_v2.py", [args[0], "1", *args[2:], "--lr", "0", "--conditional", "--init", str(tmp_path / "u.pt")],
+    assert "already at step 3" in run("train_generator.py", [*args, "--stop-at", "3"], tmp_path / "u.pt", tmp_path / "u.state")
+    run("train_generator.py", [args[0], "1", *args[2:], "--lr", "0", "--conditional", "--init", str(tmp_path / "u.pt")],
         tmp_path / "c.pt", tmp_path / "c.state")  # one step at lr 0: the starting point itself
     U, C = load_generator(tmp_path / "u.pt"), load_generator(tmp_path / "c.pt")
     assert (U.c_dim, C.c_dim) == (0, 3)
@@ -90,7 +98,7 @@ def fake_sketch_run(run_dir: Path, *, steps=(100, 200)) -> Path:
 def test_checkpoint_choice_sets_every_rule_beside_the_ground_truth(tmp_path):
     run_dir = fake_sketch_run(tmp_path / "run")
     done = subprocess.run([sys.executable, str(SCRIPTS / "checkpoint_choice.py"), str(run_dir), "--table"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     # The ground truth prefers step 200 (0.7 x 0.9 = 0.63 against 0.2 x 1.0); the shipped rule keeps the last,
     # the earlier rule the one more like the frozen images (step 100), 0.43 below the last.
@@ -104,7 +112,7 @@ def test_the_inversion_check_scores_against_the_true_sketches(tmp_path):
     run_dir = fake_sketch_run(tmp_path / "run")
     done = subprocess.run([sys.executable, str(SCRIPTS / "inversion_check.py"), "--scenes", "2", "--steps", "3",
                            "--edit-steps", "2", "--adapted", str(run_dir), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, timeout=300, env=ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["generator"] == "mini-photo-2" and len(m["psnr"]) == 2 and len(m["edit_texts"]) == 2
@@ -115,8 +123,7 @@ def test_the_inversion_check_scores_against_the_true_sketches(tmp_path):
 
 
 def test_the_adversarial_images_stay_within_their_ball_and_raise_the_loss():
-    sys.path.insert(0, str(SCRIPTS))
-    from training_common import l2_attack
+    from nada_utils.mini_world.recipe.common import l2_attack
 
     images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
     weights = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -136,7 +143,7 @@ def test_the_night_probe_needs_the_skys_stars_and_measures_them(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPTS / "night_probe.py"), str(run_dir), "--n", "24", "--supervised", "2",
                            "--nada", "2", "--positional", "--sparsity", "1", "--every", "2", "--grids", str(tmp_path / "grids"),
                            "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, timeout=300, env=ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads(out.read_text())
     made_up, generators = r["made_up"], r["generators"]

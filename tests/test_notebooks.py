@@ -95,13 +95,13 @@ def test_parameters_cell_defaults_and_fast_mode(path, fast, monkeypatch):
     if path.stem == "inversion" and fast == "1":
         # The quick run adapts the second world's generator: the photo and the editing CLIP are that world's.
         from nada_utils.images import load_image
-        from nada_utils.mini_world import world_v2
+        from nada_utils.mini_world import world
         from nada_utils.models.rendering import held_out_z
 
         assert make_config("mini-sketch").generator == "mini-photo-2" and values["clip_model"] == "mini-clip-2"
-        scene = world_v2.scene_from_z(held_out_z(3, 128))[2:]
+        scene = world.scene_from_z(held_out_z(3, 128))[2:]
         photo = load_image(values["image_path"], 64)
-        assert (photo - world_v2.render(scene, "photo")[0]).abs().max() < 2 / 255
+        assert (photo - world.render(scene, "photo")[0]).abs().max() < 2 / 255
 
 
 def _form_config(preset: str, **changed) -> tuple[TrainConfig, TrainConfig]:

@@ -16,10 +16,11 @@ def G():
 
 def test_projection_recovers_an_image_of_the_generator():
     # A trained generator (random weights make noise-dominated images that no latent explains).
-    G = load_generator("mini-photo")
+    G = load_generator("mini-photo-2")
     before = {k: v.clone() for k, v in G.state_dict().items()}
     with torch.no_grad():
-        target = G(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(7)), noise_mode="const")
+        c = torch.nn.functional.one_hot(torch.tensor([0]), 3).float()  # a circle
+        target = G(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(7)), c, noise_mode="const")
         start = G.synthesis(G.w_avg.expand(1, G.num_ws, -1), noise_mode="const")
     result = project(G, target, steps=150, latent="w+")
     with torch.no_grad():

@@ -28,8 +28,6 @@ EXPECTED_NAMES = {
     "e4e-ffhq",
     "vgg16",
     "lpips-vgg",
-    "mini-photo",
-    "mini-clip",
     "mini-judge",
     "mini-clip-2",
     "mini-photo-2",
@@ -122,7 +120,7 @@ def test_mirror_url(monkeypatch):
     assert registry.mirror_url(spec) == "http://127.0.0.1:9/weights/afhqdog.pkl"
 
 
-@pytest.mark.parametrize("name", ["mini-photo", "mini-clip", "mini-judge", "mini-clip-2", "mini-photo-2", "mini-clip-2-robust"])
+@pytest.mark.parametrize("name", ["mini-judge", "mini-clip-2", "mini-photo-2", "mini-clip-2-robust"])
 def test_bundled_files_ship_and_match_their_checksums(name):
     from nada_utils.weights.download import fetch, sha256_file
 
@@ -131,8 +129,28 @@ def test_bundled_files_ship_and_match_their_checksums(name):
     assert path.is_file() and path.stat().st_size == spec.size and sha256_file(path) == spec.sha256
 
 
+def test_the_first_mini_worlds_models_are_refused_in_one_line(tmp_path, capsys):
+    from nada_utils.cli import main
+    from nada_utils.models.clip_models import load_clip
+    from nada_utils.models.generator_io import load_generator
+
+    with pytest.raises(NadaError, match="mini-photo is .*retired after commit 7fbe104; .*git checkout 7fbe104"):
+        load_generator("mini-photo")
+    with pytest.raises(NadaError, match="mini-clip is .*retired after commit 7fbe104"):
+        load_clip("mini-clip")
+    # A run dir of that world: every command that reads it says so, in one line, exit 2.
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / "config.json").write_text('{"generator": "mini-photo", "clip_models": ["mini-clip"], "clip_weights": [1.0], '
+                                     '"ground_truth": "mini-world:sketch"}')
+    for args in (["train", "--out", str(run), "--resume"], ["evaluate", "--run", str(run)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{run} was made with mini-photo" in err[0] and "git checkout 7fbe104" in err[0], err
+
+
 def test_the_conditional_mini_generator_names_its_classes_as_the_world_does():
-    from nada_utils.mini_world.world_v2 import SHAPES
+    from nada_utils.mini_world.world import SHAPES
 
     spec = registry.REGISTRY["mini-photo-2"]
     assert spec.class_names == SHAPES and load_generator("mini-photo-2").c_dim == len(SHAPES)

@@ -85,7 +85,7 @@ def test_table_json_plot_and_results(study, tmp_path):
 
 
 def test_default_strategies_cover_every_kind():
-    G = load_generator("mini-photo")  # 64 px: 5 blocks, 10 W+ indices
+    G = load_generator("mini-photo-2")  # 64 px: 5 blocks, 10 W+ indices
     specs = default_strategies(G)
     assert specs[:5] == [f"last:{k}" for k in range(1, 6)]
     assert {"phase:texture", "phase:shape", "all", "auto:2", "auto:8", "gradnorm:4"} <= set(specs)

@@ -217,20 +217,20 @@ PRESETS: dict[str, dict] = {
         generator="mini-photo-2", clip_models=("mini-clip-2-robust",), clip_weights=(1.0,), source_text="a photo",
         target_text="a pencil sketch", templates=False, layers="last:3", include_torgb=True, freeze_noise=True,
         mixing=0.9, steps=400, batch=8, sample_every=100, checkpoint_every=50, n_samples=9, sample_truncation=1.0,
-        ground_truth="mini-world-2:sketch"),
+        ground_truth="mini-world:sketch"),
     "mini-cartoon": dict(
         generator="mini-photo-2", clip_models=("mini-clip-2",), clip_weights=(1.0,), source_text="a photo",
         target_text="a cartoon", templates=False, layers="all", mixing=0.9, lr=0.001, steps=250, batch=8,
-        sample_every=50, checkpoint_every=50, n_samples=9, sample_truncation=1.0, ground_truth="mini-world-2:cartoon"),
+        sample_every=50, checkpoint_every=50, n_samples=9, sample_truncation=1.0, ground_truth="mini-world:cartoon"),
     "mini-night": dict(
         generator="mini-photo-2", clip_models=("mini-clip-2",), clip_weights=(1.0,), source_text="a photo",
         target_text="a night photo", templates=False, layers="last:3", lr=0.002, steps=100, batch=8,
-        sample_every=20, checkpoint_every=20, n_samples=9, sample_truncation=1.0, ground_truth="mini-world-2:night"),
+        sample_every=20, checkpoint_every=20, n_samples=9, sample_truncation=1.0, ground_truth="mini-world:night"),
     "mini-sketch-cond": dict(  # mini-sketch with a text per shape: "a photo of a circle" -> "a pencil sketch of a circle"
         generator="mini-photo-2", clip_models=("mini-clip-2-robust",), clip_weights=(1.0,),
         source_text="a photo of a {class}", target_text="a pencil sketch of a {class}", templates=False,
         layers="last:3", include_torgb=True, freeze_noise=True, mixing=0.9, steps=400, batch=8, sample_every=100,
-        checkpoint_every=50, n_samples=9, sample_truncation=1.0, ground_truth="mini-world-2:sketch"),
+        checkpoint_every=50, n_samples=9, sample_truncation=1.0, ground_truth="mini-world:sketch"),
     "cifar10-sketch": dict(
         generator="cifar10", clip_models=("ViT-B/32",), clip_weights=(1.0,), source_text="a photo of a {class}",
         target_text="a pencil sketch of a {class}", layers="last:2", steps=300, batch=8, n_samples=10,

@@ -22,6 +22,7 @@ from typing import Callable
 
 from nada_utils.adapt.checkpoint import latest_checkpoint, list_checkpoints
 from nada_utils.adapt.config import RESUMABLE_FIELDS, TrainConfig
+from nada_utils.measure.ground_truth import canonical_ground_truth
 from nada_utils.errors import NadaError
 from nada_utils.fileio import atomic_write_text
 
@@ -52,10 +53,16 @@ def is_finished(run_dir, steps: int) -> bool:
 
 
 def read_config(run_dir: Path) -> TrainConfig:
+    """The run's config; a run made with a model nada no longer ships is refused in one line."""
+    from nada_utils.weights.registry import check_not_retired
+
     try:
-        return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     except (OSError, json.JSONDecodeError) as e:
         raise NadaError(f"{run_dir / 'config.json'} is unreadable ({type(e).__name__}); the run cannot be resumed") from None
+    for name in (cfg.generator, *cfg.clip_models):
+        check_not_retired(name, run_dir)
+    return cfg
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
@@ -85,6 +92,8 @@ def check_resume(saved: TrainConfig, wanted: TrainConfig) -> None:
             raise NadaError(f"this resume would change {name} from {getattr(saved, name)!r} to {getattr(wanted, name)!r}; "
                             f"start a new run with another --out instead")
     a, b = saved.to_dict(), wanted.to_dict()
+    for d in (a, b):  # a ground truth under an earlier name of the same world is the same ground truth
+        d["ground_truth"] = canonical_ground_truth(d["ground_truth"])
     # A floor of None is "the automatic one" (trainer.start_floor), which the saved run has already chosen.
     automatic = {"direction_floor"} if b.get("direction_floor") is None else set()
     changed = [k for k in a if k not in RESUMABLE_FIELDS and k != "extras" and k not in automatic and a[k] != b[k]]

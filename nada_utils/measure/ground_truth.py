@@ -12,27 +12,25 @@ from nada_utils.errors import NadaError
 
 def _mini_world(domain: str, G_frozen, G_train, classes) -> dict:
     from nada_utils.mini_world.metrics import evaluate
-    from nada_utils.mini_world.renderer import DOMAINS
+    from nada_utils.mini_world.world import DOMAINS
 
     if domain not in DOMAINS:
         raise NadaError(f"mini-world has no domain {domain!r}; use one of {', '.join(DOMAINS)}")
-    if G_frozen.c_dim:
-        raise NadaError("mini-world scores the first world's unconditional generator, not a class-conditional "
-                        "one; use mini-world-2, whose classes are its shapes")
-    return evaluate(G_frozen, G_train, domain)
-
-
-def _mini_world_2(domain: str, G_frozen, G_train, classes) -> dict:
-    from nada_utils.mini_world.metrics_v2 import evaluate
-    from nada_utils.mini_world.world_v2 import DOMAINS
-
-    if domain not in DOMAINS:
-        raise NadaError(f"mini-world-2 has no domain {domain!r}; use one of {', '.join(DOMAINS)}")
     return evaluate(G_frozen, G_train, domain, classes=classes)
 
 
-# mini-world: the first world (runs made with it still score as they did); mini-world-2: issue 18's.
-EVALUATORS = {"mini-world": _mini_world, "mini-world-2": _mini_world_2}
+EVALUATORS = {"mini-world": _mini_world}
+# Earlier names of a world, still accepted: run dirs made while the mini world had a first version
+# before it say mini-world-2 (TrainConfig reads them under today's name).
+ALIASES = {"mini-world-2": "mini-world"}
+
+
+def canonical_ground_truth(name: str | None) -> str | None:
+    """`name` under its world's name of today ("mini-world-2:sketch" -> "mini-world:sketch")."""
+    if name is None:
+        return None
+    world, sep, domain = name.partition(":")
+    return f"{ALIASES.get(world, world)}{sep}{domain}"
 
 
 def check_ground_truth(name: str | None) -> None:
@@ -40,13 +38,13 @@ def check_ground_truth(name: str | None) -> None:
     if name is None:
         return
     world, sep, domain = name.partition(":")
-    if world not in EVALUATORS or not sep or not domain:
+    if ALIASES.get(world, world) not in EVALUATORS or not sep or not domain:
         raise NadaError(f"unknown ground truth {name!r}; use WORLD:DOMAIN with WORLD one of {', '.join(EVALUATORS)}")
 
 
 def evaluate_ground_truth(name: str, G_frozen, G_train, classes: list[int] | None = None) -> dict:
-    """Metrics of G_train against the true target images of ground truth `name` ("mini-world-2:sketch");
+    """Metrics of G_train against the true target images of ground truth `name` ("mini-world:sketch");
     for a class-conditional generator, over `classes` (default all) with a `per_class` breakdown."""
     check_ground_truth(name)
     world, _, domain = name.partition(":")
-    return EVALUATORS[world](domain, G_frozen, G_train, classes)
+    return EVALUATORS[ALIASES.get(world, world)](domain, G_frozen, G_train, classes)

@@ -55,6 +55,8 @@ def load_clip(name_or_path: str | os.PathLike, *, device: str | torch.device = "
         return builtin_clip(name_or_path).to(device)
     from nada_utils.weights import registry
 
+    if not Path(str(name_or_path)).is_file():
+        registry.check_not_retired(name_or_path)
     if isinstance(name_or_path, str) and registry.REGISTRY.get(name_or_path) and registry.REGISTRY[name_or_path].kind == "clip":
         from nada_utils.weights.download import fetch
 

@@ -121,6 +121,7 @@ def resolve_source(source) -> Path:
     path = Path(os.path.expanduser(str(source)))
     if path.is_file():
         return path
+    registry.check_not_retired(source)
     if str(source) in registry.REGISTRY:
         from nada_utils.weights.download import fetch
 

@@ -36,7 +36,7 @@ def mini_world_photo(index: int = 0) -> str:
     """A held-out photo of the mini world the presets adapt (the second; drawn by the renderer, never by
     the generator) saved as a PNG; its path."""
     from nada_utils.mini_world.spec import MINI_GENERATOR
-    from nada_utils.mini_world.world_v2 import render, scene_from_z
+    from nada_utils.mini_world.world import render, scene_from_z
     from nada_utils.models.rendering import held_out_z
 
     scene = scene_from_z(held_out_z(index + 1, MINI_GENERATOR["z_dim"]))[index:]

@@ -3,8 +3,8 @@
 Not a test (tests never touch the network, and this needs NVlabs' code): a script for whoever changes
 models/stylegan3.py. NVlabs' code: `git clone https://github.com/NVlabs/stylegan3 /tmp/sg3ref` (compared
 at c233a919a6faee6e36a316ddd4eddababad1adf9); scipy for it: `pip install --target /tmp/sg3deps scipy`.
-Other folders: SG3_NVLABS=DIR, SG3_DEPS=DIR.
-Run: OMP_NUM_THREADS=1 python scripts/stylegan3_parity.py [--pickle] [--fixtures] [--full] [--dump] [--export]
+NVlabs' code, scipy and the tests' helpers come from PYTHONPATH (nothing here edits sys.path).
+Run: PYTHONPATH=/tmp/sg3ref:/tmp/sg3deps:tests OMP_NUM_THREADS=1 python scripts/experiments/stylegan3_parity.py [--pickle] [--fixtures] [--full] [--dump] [--export]
   (default: T and R at 16/64/32 px; --pickle: every size through an NVlabs-written pickle and load_generator;
   --fixtures: tests/nvlabs_sg3_fixtures.py's layout against NVlabs' pickles; --full: published channels at 256 px;
   --export: an adapted generator.pt that nada exports, loaded into NVlabs' Generator by the documented note)
@@ -14,20 +14,16 @@ import pickle
 import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+from nvlabs_sg3_fixtures import randomise  # the tests' helper: the same non-trivial weights
+from training import networks_stylegan3 as nv
+
+from nada_utils.models.stylegan3 import CONFIGS, StyleGAN3Generator, make_transform
 
 warnings.filterwarnings("ignore")
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path[:0] = [os.environ.get("SG3_NVLABS", "/tmp/sg3ref"), os.environ.get("SG3_DEPS", "/tmp/sg3deps"),
-                str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
-from training import networks_stylegan3 as nv  # noqa: E402
-
-from nada_utils.models.stylegan3 import CONFIGS, StyleGAN3Generator, make_transform  # noqa: E402
-from nvlabs_sg3_fixtures import randomise  # noqa: E402  (the tests' helper: the same non-trivial weights)
 
 torch.manual_seed(0)
 
@@ -118,7 +114,6 @@ if __name__ == "__main__":
 
 def fixture_layout_check():
     """tests/nvlabs_sg3_fixtures.py writes what NVlabs' persistence writes (module tree, state keys, attributes)."""
-    sys.path.insert(0, "/work/main/tests")
     from nvlabs_sg3_fixtures import make_tiny_sg3, sg3_pickle_bytes, tiny_init_kwargs
 
     from nada_utils.weights.formats import nvlabs_modules

@@ -8,15 +8,13 @@ the same command run again continues from there, to the same result as an uninte
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nada_utils.fileio import atomic_torch_save  # noqa: E402
+from nada_utils.fileio import atomic_torch_save
 
 
 def add_run_arguments(p, *, steps: int, batch: int, lr: float, pool: int | None = None) -> None:
@@ -38,7 +36,7 @@ def add_run_arguments(p, *, steps: int, batch: int, lr: float, pool: int | None 
 
 def random_renders(n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n random scenes of the second world, each in a random domain of ALL_DOMAINS: (scenes, domains, images)."""
-    from nada_utils.mini_world.world_v2 import ALL_DOMAINS, SCENE_DIM, render_mixed
+    from nada_utils.mini_world.world import ALL_DOMAINS, SCENE_DIM, render_mixed
 
     scenes = torch.rand(n, SCENE_DIM, generator=gen).to(device)
     domains = torch.randint(len(ALL_DOMAINS), (n,), generator=gen).to(device)
@@ -140,7 +138,7 @@ def export_generator(G, out) -> None:
     """Save a CPU copy of generator G with its mean w, in the rosinality format."""
     import copy
 
-    from nada_utils import save_generator
+    from nada_utils.models.generator_io import save_generator
 
     H = copy.deepcopy(G).eval().requires_grad_(False).cpu()
     H.w_avg.copy_(H.estimate_w_avg())

@@ -1,6 +1,6 @@
 """Which checkpoint should `evaluate` keep? Rules over the CLIP metrics, set against the mini world's judge.
 
-Usage: python scripts/mini_world/checkpoint_choice.py RUN [RUN ...] [--table] [--copy results/mini-evaluation]
+Usage: python scripts/experiments/checkpoint_choice.py RUN [RUN ...] [--table] [--copy results/mini-evaluation]
 
 Every run dir was trained with a `mini-world-2:DOMAIN` ground truth, so each checkpoint's row in eval.jsonl
 holds the judge's figures beside the CLIP metrics. The ground truth's best checkpoint is the highest
@@ -16,10 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nada_utils.adapt.run_dir import read_config, read_evals  # noqa: E402
-from nada_utils.errors import NadaError  # noqa: E402
-from nada_utils.measure.evaluation import best_step  # noqa: E402
+from nada_utils.adapt.run_dir import read_config, read_evals
+from nada_utils.errors import NadaError
+from nada_utils.measure.evaluation import best_step
 
 NEAR = 0.03  # a pick this close to the run's best counts as a hit
 WORSE_THAN_LAST = 0.05  # a rule may never fall further below the last checkpoint than this

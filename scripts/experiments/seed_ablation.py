@@ -1,6 +1,6 @@
 """Which of a mini preset's departures from the official code earn their place? Toggle each alone, over seeds.
 
-    python scripts/mini_world/seed_ablation.py mini-sketch mini-cartoon --seeds 0-3 --out runs/ablation \
+    python scripts/experiments/seed_ablation.py mini-sketch mini-cartoon --seeds 0-3 --out runs/ablation \
         --jobs 2 --report docs/seed_study/ablation.md
 
 Every variant starts from `train --preset P --reference` (the official behaviour with the preset's
@@ -23,12 +23,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nada_utils.adapt.config import make_config  # noqa: E402
-from nada_utils.adapt.run_dir import read_evals  # noqa: E402
-from nada_utils.experiments.runs import PlannedRun, execute  # noqa: E402
-from nada_utils.experiments.study import slug  # noqa: E402
-from nada_utils.models.rendering import parse_seeds  # noqa: E402
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.run_dir import read_evals
+from nada_utils.experiments.runs import PlannedRun, execute
+from nada_utils.experiments.study import slug
+from nada_utils.models.rendering import parse_seeds
 
 CADENCE = dict(checkpoint_every=50, sample_every=100)
 # The presets' knobs before this study, spelled out so that the plan stays what it was when presets change.

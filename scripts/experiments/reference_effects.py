@@ -1,10 +1,11 @@
 """Measure what each difference from the official code does (docs/REFERENCE.md).
 
-    python scripts/reference_effects.py mini --seeds 0 1 --out runs/reference-effects     # mini-world runs
-    python scripts/reference_effects.py gradients --size 1024                             # one full-size step
+    python scripts/experiments/reference_effects.py mini --seeds 0 1 --out runs/reference-effects     # mini-world runs
+    python scripts/experiments/reference_effects.py gradients --size 1024                             # one full-size step
 
-`mini` trains mini-sketch once per setting and seed (two at a time) and prints the ground truth and how
-fast the loss fell. `gradients` takes one training step's gradient with random config-f weights of
+`mini` trains the mini world's mini-sketch once per setting and seed (two at a time, one thread each:
+`experiments.runs`, so a rerun reuses finished runs) and prints the judge's figures and how fast the
+loss fell. `gradients` takes one training step's gradient with random config-f weights of
 --size (noise strengths set to 0.1, as trained models have them) and a random ViT-B/32, under nada's
 settings and under each official one, and prints the cosine between them and the layers each selects.
 """
@@ -14,57 +15,52 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-STEPS = 50  # the mini-world runs of docs/REFERENCE.md
+# Each setting toggled alone from the mini-sketch preset (second world, its budget), or --reference.
 SETTINGS = {  # name: (config overrides, make_config's reference flag)
-    "nada": ({}, False),
-    "noise random": ({"noise": "random"}, False),
-    "layers official": ({"layers": "official"}, False),
+    "mini-sketch": ({}, False),
     "reference (all switches)": ({}, True),
+    "noise stored": ({"noise": "stored"}, False),
+    "mixing-cutoff shared": ({"mixing_cutoff": "shared"}, False),
+    "layers all": ({"layers": "all"}, False),
+    "layers official": ({"layers": "official"}, False),
     "auto:4": ({"layers": "auto:4"}, False),
     "auto-official:4": ({"layers": "auto-official:4"}, False),
     "auto:4, templates": ({"layers": "auto:4", "templates": True}, False),
-    "auto:4, templates, selection bare": ({"layers": "auto:4", "templates": True, "selection_text": "bare"}, False),
-    "mixing 0.9": ({"mixing": 0.9}, False),
-    "mixing 0.9, independent cutoffs": ({"mixing": 0.9, "mixing_cutoff": "independent"}, False),
+    "auto:4, templates, selection templates": ({"layers": "auto:4", "templates": True, "selection_text": "templates"}, False),
+    "noise stored, floor 1e-4, lr 0.01": ({"noise": "stored", "direction_floor": 1e-4, "lr": 0.01}, False),
+    "noise stored, floor 0.1, lr 0.01": ({"noise": "stored", "direction_floor": 0.1, "lr": 0.01}, False),
 }
 
 
-def _mini_run(job):
-    name, seed, out = job
-    from nada_utils.adapt.config import FIRST_WORLD_SKETCH, make_config
-    from nada_utils.adapt.trainer import train
-
-    torch.set_num_threads(1)
-    overrides, reference = SETTINGS[name]
-    run = Path(out) / f"{name.replace(' ', '_').replace(':', '-').replace(',', '')}_seed{seed}"
-    if not (run / "metrics.json").is_file():
-        # The first world, where docs/REFERENCE.md's figures were measured.
-        cfg = make_config("mini-sketch", reference=reference, seed=seed, eval_samples=0, device="cpu",
-                          **{**FIRST_WORLD_SKETCH, "steps": STEPS, **overrides})
-        train(cfg, run, progress=False, log=lambda _: None)
-    losses = [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines()]
-    metrics = json.loads((run / "metrics.json").read_text())
-    return {"setting": name, "seed": seed, "gap_closed": metrics["gap_closed"], "structure": metrics["structure"],
-            "target_share": metrics["target_share"], "loss_25": losses[24], "loss_last": losses[-1],
-            "first_below_0.4": next((i + 1 for i, v in enumerate(losses) if v < 0.4), None)}
+def _run_name(name: str, seed: int) -> str:
+    return f"{name.replace(' ', '_').replace(':', '-').replace(',', '')}_seed{seed}"
 
 
 def mini(args) -> None:
-    jobs = [(name, seed, args.out) for name in SETTINGS for seed in args.seeds]
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(_mini_run, jobs))
-    print(f"{'setting':<36}{'seed':>5}{'gap_closed':>11}{'structure':>10}{'target':>8}{'loss@25':>9}{'last':>7}{'<0.4 at':>8}")
+    from nada_utils.adapt.config import make_config
+    from nada_utils.experiments.runs import PlannedRun, execute
+
+    runs = [PlannedRun(Path(args.out) / _run_name(name, seed),
+                       make_config("mini-sketch", reference=reference, seed=seed, eval_samples=0, device="cpu",
+                                   **({"steps": args.steps} if args.steps else {}), **overrides),
+                       {"setting": name, "seed": seed})
+            for name, (overrides, reference) in SETTINGS.items() for seed in args.seeds]
+    execute(runs, jobs=args.workers, threads=1, progress=False)
+    rows = []
+    for r in runs:
+        losses = [json.loads(line)["loss"] for line in (r.run_dir / "log.jsonl").read_text().splitlines()]
+        m = json.loads((r.run_dir / "metrics.json").read_text())
+        rows.append({**r.labels, **{k: m[k] for k in ("judged_target", "shape_kept", "edge_f1", "edge_f1_frozen")},
+                     "loss_25": losses[24], "loss_last": losses[-1],
+                     "first_below_0.4": next((i + 1 for i, v in enumerate(losses) if v < 0.4), None)})
+    print(f"{'setting':<40}{'seed':>5}{'judged':>8}{'kept':>7}{'edges':>7}{'frozen':>7}{'loss@25':>9}{'last':>7}{'<0.4 at':>8}")
     for r in rows:
-        print(f"{r['setting']:<36}{r['seed']:>5}{r['gap_closed']:>11.3f}{r['structure']:>10.3f}{r['target_share']:>8.3f}"
-              f"{r['loss_25']:>9.3f}{r['loss_last']:>7.3f}{str(r['first_below_0.4']):>8}")
+        print(f"{r['setting']:<40}{r['seed']:>5}{r['judged_target']:>8.3f}{r['shape_kept']:>7.3f}{r['edge_f1']:>7.3f}"
+              f"{r['edge_f1_frozen']:>7.3f}{r['loss_25']:>9.3f}{r['loss_last']:>7.3f}{str(r['first_below_0.4']):>8}")
     Path(args.out, "effects.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
@@ -127,6 +123,7 @@ def main() -> int:
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     m.add_argument("--out", default="runs/reference-effects")
     m.add_argument("--workers", type=int, default=2)
+    m.add_argument("--steps", type=int, help="steps of every run (default: the preset's)")
     g = sub.add_parser("gradients")
     g.add_argument("--size", type=int, default=1024)
     g.add_argument("--out")

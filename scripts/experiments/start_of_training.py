@@ -1,7 +1,7 @@
 """How training starts: the loss and the size of each step's update, for a floor of the directional loss.
 
-    python scripts/start_of_training.py --size 256 --clip ViT-B/32 --steps 60            # random weights, real shapes
-    python scripts/start_of_training.py --preset mini-sketch --lr 0.01 --steps 200      # the mini world
+    python scripts/experiments/start_of_training.py --size 256 --clip ViT-B/32 --steps 60            # random weights, real shapes
+    python scripts/experiments/start_of_training.py --preset mini-sketch --lr 0.01 --steps 200      # the mini world
 
 For each step it prints the loss, the gradient norm and the update's RMS over the trained parameters
 in units of the learning rate, then the mean update of steps 2-10 over that of steps 50-60.
@@ -14,19 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from nada_utils.adapt.config import make_config  # noqa: E402
-from nada_utils.adapt.latents import sample_latents  # noqa: E402
-from nada_utils.adapt.setup import build_setup, layer_plan  # noqa: E402
-from nada_utils.adapt.losses import DIRECTION_FLOOR  # noqa: E402
-from nada_utils.adapt.training_step import StepSettings, backward_step  # noqa: E402
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.latents import sample_latents
+from nada_utils.adapt.setup import build_setup, layer_plan
+from nada_utils.adapt.losses import DIRECTION_FLOOR
+from nada_utils.adapt.training_step import StepSettings, backward_step
 
 
 def main() -> int:

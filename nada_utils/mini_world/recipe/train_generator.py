@@ -1,6 +1,6 @@
 """Train the mini StyleGAN2 of the second world so that G(z) draws the photo of scene(z), corners included.
 
-Usage: python scripts/mini_world/train_generator_v2.py --out mini_photo_g.pt [--steps 12000] [--batch 32]
+Usage: python -m nada_utils.mini_world.recipe.train_generator --out mini_photo_g.pt [--steps 12000] [--batch 32]
        [--edge-weight 1.0] [--channels 128,128,64,32,16] [--init mini-photo] [--conditional] [--seed 0]
        [--device cuda] [--state g_state.pt] [--stop-at STEP]
 
@@ -21,21 +21,18 @@ training starts from exactly what it drew.
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_common import Resumable, add_run_arguments, export_generator  # noqa: E402
+from nada_utils.mini_world.recipe.common import Resumable, add_run_arguments, export_generator
 
-from nada_utils import load_generator  # noqa: E402
-from nada_utils.mini_world.spec import MINI_GENERATOR  # noqa: E402
-from nada_utils.mini_world.world_v2 import SHAPES, render, scene_from_z  # noqa: E402
-from nada_utils.models.stylegan2 import Generator  # noqa: E402
+from nada_utils.models.generator_io import load_generator
+from nada_utils.mini_world.spec import MINI_GENERATOR
+from nada_utils.mini_world.world import SHAPES, render, scene_from_z
+from nada_utils.models.stylegan2 import Generator
 
 
 def gradients(images):

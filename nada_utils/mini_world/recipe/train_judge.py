@@ -1,30 +1,27 @@
 """Train the mini world's judge: a small CNN naming the domain (targets and hard negatives) and the shape.
 
-Usage: python scripts/mini_world/train_judge.py --out nada_utils/mini_world/weights/mini_judge.pt
+Usage: python -m nada_utils.mini_world.recipe.train_judge --out nada_utils/mini_world/weights/mini_judge.pt
        [--steps 1000] [--batch 128] [--seed 0] [--device cuda] [--state judge_state.pt]
 
-It sees renders of `world_v2` only: a pool of --pool random scenes, each in a random domain of
+It sees renders of `world` only: a pool of --pool random scenes, each in a random domain of
 ALL_DOMAINS (rendered once, from the seed), drawn in batches and augmented afresh as a generator's
-images differ from renders (`training_common.augment`: blur, noise, colour drift). The run saves its
+images differ from renders (`common.augment`: blur, noise, colour drift). The run saves its
 state to --state every two minutes; the same command continues it after an interruption. The file it
 writes is float16 weights plus the architecture, loaded by `mini_world.judge.load_judge`.
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_common import Resumable, add_run_arguments, augment, random_renders  # noqa: E402
+from nada_utils.mini_world.recipe.common import Resumable, add_run_arguments, augment, random_renders
 
-from nada_utils.fileio import atomic_torch_save  # noqa: E402
-from nada_utils.mini_world.judge import JUDGE, Judge  # noqa: E402
-from nada_utils.mini_world.world_v2 import ALL_DOMAINS, shape_index  # noqa: E402
+from nada_utils.fileio import atomic_torch_save
+from nada_utils.mini_world.judge import JUDGE, Judge
+from nada_utils.mini_world.world import ALL_DOMAINS, shape_index
 
 BLANK = ALL_DOMAINS.index("blank")  # a blank page has no shape to name
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nada_utils.mini_world.judge import judge, load_judge
-from nada_utils.mini_world.metrics_v2 import edge_f1, edges, region_gap_closed, score
-from nada_utils.mini_world.world_v2 import ALL_DOMAINS, SCENE_DIM, SHAPES, render, shape_index, shape_mask
+from nada_utils.mini_world.metrics import edge_f1, edges, region_gap_closed, score
+from nada_utils.mini_world.world import ALL_DOMAINS, SCENE_DIM, SHAPES, render, shape_index, shape_mask
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +80,15 @@ def test_the_second_world_is_a_ground_truth_a_config_can_name():
     from nada_utils.measure.ground_truth import evaluate_ground_truth
     from nada_utils.models.generator_io import load_generator
 
-    G = load_generator("mini-photo")  # any 64 px generator: the plumbing, not the figures
-    metrics = evaluate_ground_truth("mini-world-2:sketch", G, G)
+    G = load_generator("mini-photo-2")  # the plumbing, not the figures
+    metrics = evaluate_ground_truth("mini-world:sketch", G, G)
     assert {"judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed"} <= set(metrics)
     assert metrics["edge_f1"] == metrics["edge_f1_frozen"] and metrics["gap_closed"] == 0.0  # G_train == G_frozen
-    assert make_config("tiny", ground_truth="mini-world-2:night").ground_truth == "mini-world-2:night"
-    with pytest.raises(NadaError, match="mini-world-2 has no domain 'blank'"):
-        evaluate_ground_truth("mini-world-2:blank", G, G)
+    assert make_config("tiny", ground_truth="mini-world:night").ground_truth == "mini-world:night"
+    # Run dirs made while the world had a version in its name still score, under that name.
+    assert evaluate_ground_truth("mini-world-2:sketch", G, G) == metrics
+    with pytest.raises(NadaError, match="mini-world has no domain 'blank'"):
+        evaluate_ground_truth("mini-world:blank", G, G)
 
 
 def test_a_file_that_is_no_judge_is_one_error_line(tmp_path):
@@ -110,7 +112,7 @@ class _Oracle(torch.nn.Module):
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, z, c=None, **_):
-        from nada_utils.mini_world.world_v2 import scene_from_z
+        from nada_utils.mini_world.world import scene_from_z
 
         return render(scene_from_z(z, c.argmax(1)), self.domain)
 
@@ -120,13 +122,11 @@ def test_a_conditional_generators_class_is_the_shape_and_every_shape_gets_its_ro
     from nada_utils.measure.ground_truth import evaluate_ground_truth
 
     photo, sketch = _Oracle("photo"), _Oracle("sketch")
-    m = evaluate_ground_truth("mini-world-2:sketch", photo, sketch, classes=[0, 2])
+    m = evaluate_ground_truth("mini-world:sketch", photo, sketch, classes=[0, 2])
     # Scenes take their shape from the label, not from z: a judge that sees the label's shape agrees.
     assert m["judged_target"] >= 0.95 and m["shape_kept"] >= 0.95 and m["shape_kept_frozen"] >= 0.95
     assert set(m["per_class"]) == {"circle", "triangle"}
     assert m["per_class"]["circle"]["n"] == m["per_class"]["triangle"]["n"] == 64
     assert all(row["edge_f1"] == 1.0 for row in m["per_class"].values())
     with pytest.raises(NadaError, match="classes are its shapes"):
-        evaluate_ground_truth("mini-world-2:sketch", _Oracle("photo", 10), _Oracle("sketch", 10))
-    with pytest.raises(NadaError, match="use mini-world-2"):
-        evaluate_ground_truth("mini-world:sketch", photo, sketch)
+        evaluate_ground_truth("mini-world:sketch", _Oracle("photo", 10), _Oracle("sketch", 10))

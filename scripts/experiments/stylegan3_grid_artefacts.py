@@ -1,6 +1,6 @@
 """Do grid artefacts appear when a StyleGAN3 is adapted, and which layer spec avoids them?
 
-Usage: python scripts/stylegan3_grid_artefacts.py [--size 32] [--steps 100] [--specs all last:3 last:1]
+Usage: python scripts/experiments/stylegan3_grid_artefacts.py [--size 32] [--steps 100] [--specs all last:3 last:1]
        [--generator stylegan3-t-ffhq --clip ViT-B/32] [--out runs/sg3-grid] [--results results/stylegan3-grid]
 
 The official StyleGAN-NADA README says that for StyleGAN3 layer freezing is not supported and grid
@@ -21,16 +21,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nada_utils import load_generator, save_generator  # noqa: E402
-from nada_utils.adapt.config import make_config  # noqa: E402
-from nada_utils.adapt.run_dir import is_finished  # noqa: E402
-from nada_utils.adapt.trainer import train  # noqa: E402
-from nada_utils.fileio import atomic_write_text  # noqa: E402
-from nada_utils.images import image_grid, save_image  # noqa: E402
-from nada_utils.measure.spectra import grid_share, high_frequency_share, power_spectrum  # noqa: E402
-from nada_utils.models.builtin_models import random_stylegan3  # noqa: E402
-from nada_utils.models.rendering import held_out_z  # noqa: E402
+from nada_utils import load_generator, save_generator
+from nada_utils.adapt.config import make_config
+from nada_utils.adapt.run_dir import is_finished
+from nada_utils.adapt.trainer import train
+from nada_utils.fileio import atomic_write_text
+from nada_utils.images import image_grid, save_image
+from nada_utils.measure.spectra import grid_share, high_frequency_share, power_spectrum
+from nada_utils.models.builtin_models import random_stylegan3
+from nada_utils.models.rendering import held_out_z
 
 # Small enough for a CPU: 4096 / 64 channels, 64-dim z and w; NVlabs' layer count, filters and margins.
 SMALL = dict(channel_base=4096, channel_max=64, z_dim=64, w_dim=64)

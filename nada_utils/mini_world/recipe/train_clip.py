@@ -1,13 +1,13 @@
 """Train the mini CLIP of the second world contrastively on renders of every domain and hard negative.
 
-Usage: python scripts/mini_world/train_clip_v2.py --out mini_clip.pt [--steps 6000] [--batch 256]
+Usage: python -m nada_utils.mini_world.recipe.train_clip --out mini_clip.pt [--steps 6000] [--batch 256]
        [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt] [--init CLIP.pt] [--adv-eps 3 --adv-steps 2 --adv-share 1]
 
 It is a `clip.model.CLIP` with small dimensions (`spec.MINI_CLIP`; `--patch` changes the patch size,
 as ViT-B/32 and ViT-B/16 differ), trained on a pool of --pool random scenes, each drawn in one of
-`world_v2.ALL_DOMAINS` (the negatives "a black and white photo", "a blank page" and "a dark photo"
+`world.ALL_DOMAINS` (the negatives "a black and white photo", "a blank page" and "a dark photo"
 included), with captions such as "a pencil sketch of a circle". Images are augmented afresh each
-step as a generator's differ from renders (`training_common.augment`) and go through the same
+step as a generator's differ from renders (`common.augment`) and go through the same
 differentiable preprocessing that training uses (`clip_arch.clip_preprocess`). The state dict is
 saved in float16, as OpenAI ships CLIP, and loads through `load_clip(path)` like a real CLIP. The
 run's state is saved to --state every two minutes; the same command continues it after a stop.
@@ -23,22 +23,19 @@ is what a directional loss needs; `--init` starts from a trained CLIP, so this c
 
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_common import (Resumable, add_run_arguments, augment, contrastive_loss, l2_attack,  # noqa: E402
+from nada_utils.mini_world.recipe.common import (Resumable, add_run_arguments, augment, contrastive_loss, l2_attack,
                              random_renders)
 
-from nada_utils.fileio import atomic_torch_save  # noqa: E402
-from nada_utils.mini_world.spec import MINI_CLIP  # noqa: E402
-from nada_utils.mini_world.world_v2 import ALL_DOMAINS, CAPTIONS, describe, domain_prompt  # noqa: E402
-from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
+from nada_utils.fileio import atomic_torch_save
+from nada_utils.mini_world.spec import MINI_CLIP
+from nada_utils.mini_world.world import ALL_DOMAINS, CAPTIONS, describe, domain_prompt
+from nada_utils.models.clip_arch import clip_preprocess, import_clip
 
 
 def renders(n, gen, device):

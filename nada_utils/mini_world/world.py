@@ -7,7 +7,7 @@ from "photo" by the page's brightness, so whitening everything scored as a sketc
   photo in grey: no colour, no lines, like a sketch) and "a blank page" (the sketch's paper, no marks);
 - each target has a texture of its own: a sketch's graphite outline and hatching, a cartoon's black
   outline around flat colour, a night's stars and cool rim light on a dark blue scene.
-`tests/test_mini_world_v2.py` checks that no single global statistic (mean brightness, the page's
+`tests/test_mini_world.py` checks that no single global statistic (mean brightness, the page's
 brightness, mean red, green or blue, saturation, contrast) tells a target from the other domains.
 
 Scenes are vectors in [0, 1]^SCENE_DIM (`SCENE` names the coordinates). Every factor is continuous

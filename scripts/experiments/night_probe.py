@@ -1,6 +1,6 @@
 """Why the mini-night preset fails: what the judge calls night, and whether a generator draws the stars.
 
-The night is the dark photo plus a rim light and 18 stars at fixed places of the sky (`world_v2.STARS`).
+The night is the dark photo plus a rim light and 18 stars at fixed places of the sky (`world.STARS`).
 Four probes on held-out scenes (docs/MINI_WORLD.md, "Night"):
 
 1. the judge on made-up images: the dark photo with the sky's stars, with 18 stars elsewhere, with
@@ -23,8 +23,8 @@ what the generator lacks; `--sparsity W` adds W x its mean absolute value to the
 costs and a few stars would not. `--grids DIR` writes each check's rows (frozen, trained, true night; the
 learned image) as DIR/supervised[-positional][-sparsityW].png and DIR/nada[-positional][-sparsityW]-CLIP[+CLIP].png.
 
-    python scripts/mini_world/night_probe.py runs/mini-night --supervised 2000
-    python scripts/mini_world/night_probe.py --supervised 200 --nada 200 --positional --grids runs/night-grids
+    python scripts/experiments/night_probe.py runs/mini-night --supervised 2000
+    python scripts/experiments/night_probe.py --supervised 200 --nada 200 --positional --grids runs/night-grids
 """
 
 from __future__ import annotations
@@ -32,25 +32,22 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_generator_v2 import loss_fn  # noqa: E402
+from nada_utils.mini_world.recipe.train_generator import loss_fn
 
-from nada_utils import load_clip, load_generator  # noqa: E402
-from nada_utils.adapt.clip_guide import ClipGuide  # noqa: E402
-from nada_utils.adapt.losses import directional_loss  # noqa: E402
-from nada_utils.adapt import freezing  # noqa: E402
-from nada_utils.adapt.run_dir import adapted_generator_path  # noqa: E402
-from nada_utils.images import image_grid, save_image  # noqa: E402
-from nada_utils.mini_world import world_v2 as W  # noqa: E402
-from nada_utils.mini_world.judge import load_judge  # noqa: E402
-from nada_utils.mini_world.metrics_v2 import held_out, judged  # noqa: E402
-from nada_utils.models.rendering import class_input  # noqa: E402
+from nada_utils import load_clip, load_generator
+from nada_utils.adapt.clip_guide import ClipGuide
+from nada_utils.adapt.losses import directional_loss
+from nada_utils.adapt import freezing
+from nada_utils.adapt.run_dir import adapted_generator_path
+from nada_utils.images import image_grid, save_image
+from nada_utils.mini_world import world as W
+from nada_utils.mini_world.judge import load_judge
+from nada_utils.mini_world.metrics import held_out, judged
+from nada_utils.models.rendering import class_input
 
 
 def star_contrast(images: torch.Tensor, scenes: torch.Tensor) -> float:

@@ -1,6 +1,6 @@
 """Measure inversion and text editing in the mini world, where every image's true sketch is known.
 
-Usage: python scripts/mini_world/inversion_check.py [--scenes 9] [--steps 500] [--latent w+] [--adapted RUN]
+Usage: python scripts/experiments/inversion_check.py [--scenes 9] [--steps 500] [--latent w+] [--adapted RUN]
        [--out results/mini-inversion]
 
 For held-out scenes of the second world (latents no training run ever drew), it renders the photo
@@ -8,7 +8,7 @@ with the procedural renderer (not with the generator), inverts it into the run's
 (`mini-photo-2`) through the same code as `python -m nada_utils invert` (LPIPS when cached, else the
 CLIP + pixel fallback with mini-clip-2), renders the latent with the adapted sketch generator, and
 scores the adapted images against the scenes' TRUE sketches with the mini world's metrics
-(`metrics_v2.score`: the judge's `judged_target` and `shape_kept`, `edge_f1`, the shape's and the
+(`metrics.score`: the judge's `judged_target` and `shape_kept`, `edge_f1`, the shape's and the
 page's `gap_closed`), the reconstructions standing where the frozen samples stand in a run.
 Then it edits each latent with `python -m nada_utils edit`'s code towards "a photo of a <colour> <shape>",
 the colour half-way round the colour wheel, and measures against the true recoloured render how
@@ -25,17 +25,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nada_utils import load_clip, load_generator  # noqa: E402
-from nada_utils.adapt.clip_guide import ClipGuide  # noqa: E402
-from nada_utils.adapt.run_dir import adapted_generator_path, read_config  # noqa: E402
-from nada_utils.fileio import atomic_write_text  # noqa: E402
-from nada_utils.images import image_grid, save_image  # noqa: E402
-from nada_utils.invert.inversion import apply_adapted, invert_image, perceptual_models  # noqa: E402
-from nada_utils.invert.latent_edit import edit_latent  # noqa: E402
-from nada_utils.mini_world.judge import load_judge  # noqa: E402
-from nada_utils.mini_world.metrics_v2 import held_out, judged, region_gap_closed, score  # noqa: E402
-from nada_utils.mini_world.world_v2 import COLOURS, SCENE, describe, render, shape_mask  # noqa: E402
+from nada_utils import load_clip, load_generator
+from nada_utils.adapt.clip_guide import ClipGuide
+from nada_utils.adapt.run_dir import adapted_generator_path, read_config
+from nada_utils.fileio import atomic_write_text
+from nada_utils.images import image_grid, save_image
+from nada_utils.invert.inversion import apply_adapted, invert_image, perceptual_models
+from nada_utils.invert.latent_edit import edit_latent
+from nada_utils.mini_world.judge import load_judge
+from nada_utils.mini_world.metrics import held_out, judged, region_gap_closed, score
+from nada_utils.mini_world.world import COLOURS, SCENE, describe, render, shape_mask
 
 HUE = SCENE.index("hue")
 

@@ -1,6 +1,6 @@
 """Check the second mini world's models against issue 18's targets, with the judge as referee.
 
-Usage: python scripts/mini_world/check_models.py [--generator FILE] [--clip FILE] [--judge FILE]
+Usage: python -m nada_utils.mini_world.recipe.check_models [--generator FILE] [--clip FILE] [--judge FILE]
        [--n 512] [--out results/mini-world-2/models.json] [--grid results/mini-world-2/frozen.png]
        [--domains results/mini-world-2/domains.png]
 
@@ -16,26 +16,25 @@ Usage: python scripts/mini_world/check_models.py [--generator FILE] [--clip FILE
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nada_utils import load_clip, load_generator  # noqa: E402
-from nada_utils.images import image_grid, save_image  # noqa: E402
-from nada_utils.mini_world.judge import load_judge  # noqa: E402
-from nada_utils.mini_world.metrics_v2 import held_out, judged  # noqa: E402
-from nada_utils.mini_world.world_v2 import (  # noqa: E402
+from nada_utils.models.clip_models import load_clip
+from nada_utils.models.generator_io import load_generator
+from nada_utils.images import image_grid, save_image
+from nada_utils.mini_world.judge import load_judge
+from nada_utils.mini_world.metrics import held_out, judged
+from nada_utils.mini_world.world import (
     ALL_DOMAINS,
     DOMAINS,
     SCENE_DIM,
     domain_prompt,
     render,
 )
-from nada_utils.models.clip_arch import clip_preprocess, import_clip  # noqa: E402
-from nada_utils.models.rendering import class_input  # noqa: E402
+from nada_utils.models.clip_arch import clip_preprocess, import_clip
+from nada_utils.models.rendering import class_input
 
 
 @torch.no_grad()
