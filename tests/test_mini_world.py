@@ -134,3 +134,12 @@ def test_mini_presets_exist_and_score_a_run_by_the_judge(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed"} <= set(metrics)
     assert metrics["domain"] == "sketch" and set(metrics["per_class"]) == {"circle", "square", "triangle"}
+
+
+def test_the_presets_say_what_the_world_calls_its_domains():
+    # config.py cannot import the world (torch); the texts are spelled there once more, and checked here.
+    from nada_utils.mini_world.world import domain_prompt
+
+    for domain in ("sketch", "cartoon", "night"):
+        cfg = make_config(f"mini-{domain}")
+        assert (cfg.source_text, cfg.target_text) == (domain_prompt("photo"), domain_prompt(domain))
