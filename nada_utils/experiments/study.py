@@ -22,8 +22,8 @@ from nada_utils.experiments.runs import PlannedRun, execute
 from nada_utils.fileio import atomic_write_text, copy_atomic
 
 # Metrics of a row, in the order tables show them; the first one present is the study's main metric.
-METRICS = ("judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed", "structure", "structure_frozen",
-           "target_share", "clip_gain", "directional", "structure_clip", "loss_end")
+METRICS = ("judged_target", "shape_kept", "edge_f1", "edge_f1_frozen", "gap_closed", "clip_gain", "directional",
+           "structure_clip", "loss_end")
 # From the run's last evaluation (eval.jsonl), the CLIP metrics a study without ground truth is judged by.
 EVAL_METRICS = ("clip_gain", "directional", "structure_clip")
 

@@ -9,8 +9,8 @@ from training's sampler), each computed for both generators where that means som
   `diversity_ratio` = adapted / frozen (below 1: the adapted generator draws more alike images);
 - `structure_clip`: mean CLIP image-image cosine of G_frozen(z) and G_train(z) (same picture?);
 - with `faces=True`, dlib face-descriptor distances (`face_descriptors`, an optional extra);
-- with a config that names ground truth (the mini world), its `gap_closed`, `structure` and
-  `target_share` against the true target images.
+- with a config that names ground truth (the mini world), the judge's `judged_target` and `shape_kept`,
+  `edge_f1` and `gap_closed` against the true target images (docs/MINI_WORLD.md).
 With several CLIP models each CLIP metric is their plain mean; `per_clip` keeps each model's values.
 A judge CLIP the run did not train with is the fairer judge: `evaluate --clip`.
 
@@ -186,7 +186,7 @@ def write_evaluation(run_dir, rows: list[dict], *, checkpoints=None, judge=None)
 def evaluation_table(rows: list[dict], best: int | None = None, *, key: str = "step") -> str:
     """A plain-text table of the evaluations, one line per step (or per `key`); the best one is marked."""
     columns = [k for k in ("clip_gain", "directional", "diversity_ratio", "structure_clip", "face_distance",
-                           "judged_target", "shape_kept", "edge_f1", "gap_closed", "structure")
+                           "judged_target", "shape_kept", "edge_f1", "gap_closed")
                if any(r.get(k) is not None for r in rows)]
     lines = [f"{key:<10}" + "".join(f"{c:>17}" for c in columns)]
     for r in sorted(rows, key=lambda r: r[key]):
