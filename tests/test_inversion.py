@@ -8,7 +8,7 @@ from PIL import Image
 
 from nada_utils.cli import main
 from nada_utils.images import save_image
-from nada_utils.mini_world.world import render, scene_from_z
+from nada_utils.mini_world.world import domain_prompt, render, scene_from_z
 from nada_utils.models.generator_io import load_generator, save_generator
 from nada_utils.models.rendering import held_out_z
 
@@ -123,7 +123,7 @@ def test_edit_moves_the_latent_towards_the_text(tmp_path, inverted, capsys):
     G = load_generator("mini-photo-2")
     before = {k: v.clone() for k, v in G.state_dict().items()}
     same = save_generator(G, tmp_path / "same.pt")
-    code = main(["edit", "--latents", str(inverted / "latents.pt"), "--text", "a night photo", "--steps", "15",
+    code = main(["edit", "--latents", str(inverted / "latents.pt"), "--text", domain_prompt("night"), "--steps", "15",
                  "--clip", "mini-clip-2", "--adapted", str(same), "--out", str(tmp_path / "ed"), "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
@@ -135,7 +135,7 @@ def test_edit_moves_the_latent_towards_the_text(tmp_path, inverted, capsys):
     assert (tmp_path / "ed" / "before.png").read_bytes() == (inverted / "reconstruction.png").read_bytes()
     assert all(torch.equal(v, before[k]) for k, v in load_generator("mini-photo-2").state_dict().items())
     # The edited latents.pt is itself a valid input: edits chain.
-    assert main(["edit", "--latents", str(tmp_path / "ed" / "latents.pt"), "--text", "a pencil sketch", "--steps", "2",
+    assert main(["edit", "--latents", str(tmp_path / "ed" / "latents.pt"), "--text", domain_prompt("sketch"), "--steps", "2",
                  "--clip", "mini-clip-2", "--out", str(tmp_path / "ed2"), "--device", "cpu"]) == 0
 
 

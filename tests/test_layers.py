@@ -123,15 +123,26 @@ def test_only_the_mini_world_metrics_read_the_judge():
              and any(t.startswith("nada_utils.mini_world.recipe") for t in imports_of(path, modules))}
     assert not users, users
 
+
+def outside_imports(path: Path) -> set[str]:
+    """The top-level names of what `path` imports from outside the project (torch, clip, ...)."""
+    tree = ast.parse(path.read_text())
+    outside = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    outside |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    return outside - {"nada_utils", "__future__"}
+
+
 def test_the_config_imports_nothing_it_configures():
     """config.py is settings: it loads no torch, model or loss, so reading a run's settings is cheap."""
     modules = all_modules()
     imported = imports_of(modules["nada_utils.adapt.config"], modules)
-    assert imported <= {"nada_utils.adapt.layer_specs", "nada_utils.adapt.prompt_templates", "nada_utils.errors"}, imported
-    tree = ast.parse(modules["nada_utils.adapt.config"].read_text())
-    outside = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    outside |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    # The mini world's captions spell the presets' texts (docs/MINI_WORLD.md); they import nothing.
+    assert imported <= {"nada_utils.adapt.layer_specs", "nada_utils.adapt.prompt_templates", "nada_utils.errors",
+                        "nada_utils.mini_world.captions"}, imported
+    outside = outside_imports(modules["nada_utils.adapt.config"])
     assert "torch" not in outside and "clip" not in outside
+    assert not imports_of(modules["nada_utils.mini_world.captions"], modules)
+    assert not outside_imports(modules["nada_utils.mini_world.captions"])
 
 
 def test_the_method_reads_in_short_functions():

@@ -110,7 +110,7 @@ def test_scene_from_z_covers_the_unit_cube_and_depends_on_normalised_z():
     assert counts.min() > 500  # every shape about a third of the time
 
 
-def test_the_second_mini_clip_names_every_domain_and_negative_zero_shot():
+def test_the_mini_clip_names_every_domain_and_negative_zero_shot():
     import torch.nn.functional as F
 
     from nada_utils import load_clip
@@ -136,10 +136,21 @@ def test_mini_presets_exist_and_score_a_run_by_the_judge(tmp_path):
     assert metrics["domain"] == "sketch" and set(metrics["per_class"]) == {"circle", "square", "triangle"}
 
 
+def test_the_captions_name_every_domain_in_one_place():
+    from nada_utils.mini_world import captions, world
+
+    assert tuple(captions.CAPTIONS) == ALL_DOMAINS
+    assert world.CAPTIONS is captions.CAPTIONS and world.domain_prompt is captions.domain_prompt
+    assert captions.PROMPTS == {d: c[0] for d, c in captions.CAPTIONS.items()}
+
+
 def test_the_presets_say_what_the_world_calls_its_domains():
-    # config.py cannot import the world (torch); the texts are spelled there once more, and checked here.
-    from nada_utils.mini_world.world import domain_prompt
+    # The presets' texts are the world's prompts (captions.PROMPTS, which config.py can import: no torch).
+    from nada_utils.mini_world.captions import domain_prompt
 
     for domain in ("sketch", "cartoon", "night"):
         cfg = make_config(f"mini-{domain}")
         assert (cfg.source_text, cfg.target_text) == (domain_prompt("photo"), domain_prompt(domain))
+    cond = make_config("mini-sketch-cond")
+    assert (cond.source_text, cond.target_text) == (f"{domain_prompt('photo')} of a {{class}}",
+                                                    f"{domain_prompt('sketch')} of a {{class}}")

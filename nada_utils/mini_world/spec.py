@@ -1,6 +1,6 @@
 """The mini world's model sizes, shared by the recipe (which trains the bundled weights) and the library.
 
-The domains' captions and prompts live with the world that draws them (`world.CAPTIONS`).
+The domains' captions and prompts are spelled in `captions.py`.
 """
 
 # The mini generator: our Generator class in the rosinality layout at 64 px with small channels.

@@ -25,6 +25,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+# The names of the domains are spelled in captions.py (torch-free, so settings can import them); the
+# world hands them on, so `world.CAPTIONS` and `world.domain_prompt` are the same objects.
+from nada_utils.mini_world.captions import CAPTIONS, PROMPTS, domain_prompt  # noqa: F401
+
 SCENE = ("shape", "hue", "saturation", "page", "page_hue", "light_angle", "light_strength", "paper_tone")
 SCENE_DIM = len(SCENE)
 SHAPES = ("circle", "square", "triangle")
@@ -36,24 +40,6 @@ NEGATIVES = ("bw-photo", "blank", "dark-photo")  # hard negatives: a black and w
 ALL_DOMAINS = DOMAINS + NEGATIVES
 
 _I = {name: i for i, name in enumerate(SCENE)}
-
-# How each domain is named in captions ({c}: colour, {s}: shape). The first phrase of each is the
-# zero-shot prompt for domain classification and a preset's text.
-CAPTIONS = {
-    "photo": ("a photo", "a photo of a {c} {s}", "a photo of a {s}", "a {c} {s} in a photo"),
-    "sketch": ("a pencil sketch", "a pencil sketch of a {s}", "a sketch of a {s}", "a pencil drawing of a {s}"),
-    "cartoon": ("a cartoon", "a cartoon of a {c} {s}", "a cartoon {s}", "a flat cartoon drawing of a {c} {s}"),
-    "night": ("a night photo", "a night photo of a {c} {s}", "a photo of a {s} at night", "a starry night photo of a {s}"),
-    "bw-photo": ("a black and white photo", "a black and white photo of a {s}", "a grey photo of a {s}",
-                 "a monochrome photo of a {s}"),
-    "blank": ("a blank page", "an empty sheet of paper", "a blank sheet", "a page with nothing on it"),
-    "dark-photo": ("a dark photo", "a dark photo of a {c} {s}", "an underexposed photo of a {s}", "a dim blue photo of a {s}"),
-}
-
-
-def domain_prompt(domain: str) -> str:
-    """The short text that names a domain (zero-shot prompts, preset texts)."""
-    return CAPTIONS[domain][0]
 
 
 def scene_from_z(z: torch.Tensor, shapes: torch.Tensor | None = None) -> torch.Tensor:

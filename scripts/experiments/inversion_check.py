@@ -34,7 +34,7 @@ from nada_utils.invert.inversion import apply_adapted, invert_image, perceptual_
 from nada_utils.invert.latent_edit import edit_latent
 from nada_utils.mini_world.judge import load_judge
 from nada_utils.mini_world.metrics import held_out, judged, region_gap_closed, score
-from nada_utils.mini_world.world import COLOURS, SCENE, describe, render, shape_mask
+from nada_utils.mini_world.world import SCENE, describe, render, shape_mask
 
 HUE = SCENE.index("hue")
 

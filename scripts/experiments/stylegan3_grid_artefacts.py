@@ -28,6 +28,7 @@ from nada_utils.adapt.trainer import train
 from nada_utils.fileio import atomic_write_text
 from nada_utils.images import image_grid, save_image
 from nada_utils.measure.spectra import grid_share, high_frequency_share, power_spectrum
+from nada_utils.mini_world.captions import PROMPTS
 from nada_utils.models.builtin_models import random_stylegan3
 from nada_utils.models.rendering import held_out_z
 
@@ -78,8 +79,8 @@ def main() -> int:
     generators = {"frozen": G}
     for spec in args.specs:
         run = args.out / spec.replace(":", "-")
-        cfg = make_config(None, generator=str(frozen_path), clip_models=(args.clip,), clip_weights=(1.0,), source_text="a photo",
-                          target_text="a pencil sketch", templates=False, layers=spec, steps=args.steps,
+        cfg = make_config(None, generator=str(frozen_path), clip_models=(args.clip,), clip_weights=(1.0,),
+                          source_text=PROMPTS["photo"], target_text=PROMPTS["sketch"], templates=False, layers=spec, steps=args.steps,
                           batch=args.batch, lr=0.002, eval_samples=0, sample_every=0, checkpoint_every=0)
         if not is_finished(run, args.steps):
             train(cfg, run, resume=run.exists())
@@ -97,7 +98,7 @@ def main() -> int:
     save_image(image_grid(torch.cat(images), nrow=8), args.results / "samples.png")
     plot_spectra(spectra, args.results / "spectra.png")
     summary = {"generator": args.generator or f"random StyleGAN3-T, {args.size} px, {SMALL}", "clip": args.clip,
-               "texts": ["a photo", "a pencil sketch"], "steps": args.steps, "batch": args.batch, "lr": 0.002,
+               "texts": [PROMPTS["photo"], PROMPTS["sketch"]], "steps": args.steps, "batch": args.batch, "lr": 0.002,
                "held_out": args.n, "rows": rows}
     atomic_write_text(args.results / "results.json", json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.results}/results.json, samples.png (rows: {', '.join(generators)}) and spectra.png")
