@@ -1,4 +1,4 @@
-"""The second mini world's metrics and judge: the truth scores well, and every cheap cheat scores badly."""
+"""The mini world's metrics and judge: the truth scores well, and every cheap cheat scores badly."""
 
 from pathlib import Path
 
@@ -74,7 +74,7 @@ def test_gap_closed_scores_shape_and_page_apart(scenes):
     assert g["gap_closed"] == pytest.approx(0.5)
 
 
-def test_the_second_world_is_a_ground_truth_a_config_can_name():
+def test_the_world_is_a_ground_truth_a_config_can_name():
     from nada_utils import NadaError
     from nada_utils.adapt.config import make_config
     from nada_utils.measure.ground_truth import evaluate_ground_truth
@@ -89,6 +89,28 @@ def test_the_second_world_is_a_ground_truth_a_config_can_name():
     assert evaluate_ground_truth("mini-world-2:sketch", G, G) == metrics
     with pytest.raises(NadaError, match="mini-world has no domain 'blank'"):
         evaluate_ground_truth("mini-world:blank", G, G)
+
+
+def test_a_run_that_names_the_world_by_its_earlier_name_resumes_and_scores(tmp_path):
+    """Run dirs made before the first world was retired say mini-world-2:DOMAIN; today's presets say
+    mini-world:DOMAIN. Resuming one with today's preset is the same run, scored as before."""
+    import json
+
+    from nada_utils.adapt.config import make_config
+    from nada_utils.adapt.trainer import train
+    from nada_utils.measure.ground_truth import canonical_ground_truth
+
+    assert canonical_ground_truth("mini-world-2:sketch") == "mini-world:sketch" == canonical_ground_truth("mini-world:sketch")
+    run = tmp_path / "old"
+    small = dict(n_samples=2, sample_every=0, checkpoint_every=1, eval_samples=0, batch=2)
+    train(make_config("mini-sketch", steps=1, ground_truth="mini-world-2:sketch", **small), run, progress=False,
+          log=lambda m: None)
+    assert json.loads((run / "config.json").read_text())["ground_truth"] == "mini-world-2:sketch"
+    first = json.loads((run / "metrics.json").read_text())
+    train(make_config("mini-sketch", steps=2, **small), run, resume=True, progress=False, log=lambda m: None)
+    assert json.loads((run / "config.json").read_text())["steps"] == 2
+    second = json.loads((run / "metrics.json").read_text())
+    assert {"judged_target", "shape_kept", "edge_f1"} <= set(first) and second["domain"] == first["domain"] == "sketch"
 
 
 def test_a_file_that_is_no_judge_is_one_error_line(tmp_path):

@@ -1,6 +1,7 @@
 """Tests for the weight registry: entries are well formed and path logic follows the environment."""
 
 import dataclasses
+import json
 import re
 import warnings
 from pathlib import Path
@@ -134,19 +135,27 @@ def test_the_first_mini_worlds_models_are_refused_in_one_line(tmp_path, capsys):
     from nada_utils.models.clip_models import load_clip
     from nada_utils.models.generator_io import load_generator
 
-    with pytest.raises(NadaError, match="mini-photo is .*retired after commit 7fbe104; .*git checkout 7fbe104"):
+    with pytest.raises(NadaError, match=r"mini-photo \(the first mini world's generator\) was retired after commit "
+                                        r"7fbe104; to load it, check out that commit \(git checkout 7fbe104\)"):
         load_generator("mini-photo")
-    with pytest.raises(NadaError, match="mini-clip is .*retired after commit 7fbe104"):
+    with pytest.raises(NadaError, match=r"mini-clip \(the first mini world's CLIP\) was retired after commit 7fbe104"):
         load_clip("mini-clip")
-    # A run dir of that world: every command that reads it says so, in one line, exit 2.
-    run = tmp_path / "old-run"
-    run.mkdir()
-    (run / "config.json").write_text('{"generator": "mini-photo", "clip_models": ["mini-clip"], "clip_weights": [1.0], '
-                                     '"ground_truth": "mini-world:sketch"}')
-    for args in (["train", "--out", str(run), "--resume"], ["evaluate", "--run", str(run)]):
-        assert main(args) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"{run} was made with mini-photo" in err[0] and "git checkout 7fbe104" in err[0], err
+    # A run dir of that world (its generator, or only its CLIP): every command that reads it says so,
+    # in one line, exit 2.
+    for generator, clip in (("mini-photo", "mini-clip"), ("mini-photo-2", "mini-clip")):
+        run = tmp_path / f"old-run-{generator}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"generator": generator, "clip_models": [clip], "clip_weights": [1.0],
+                                                     "ground_truth": "mini-world:sketch"}))
+        for args in (["train", "--out", str(run), "--resume"], ["evaluate", "--run", str(run)]):
+            assert main(args) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"{run} was made with {'mini-photo' if generator == 'mini-photo' else clip} (" in err[0]
+            assert "retired after commit 7fbe104; to load this run" in err[0] and "git checkout 7fbe104" in err[0], err
+    # A new run that names one is refused before it writes anything.
+    assert main(["train", "--generator", "mini-photo", "--clip", "mini-clip-2", "--out", str(tmp_path / "new")]) == 2
+    assert "mini-photo (the first mini world's generator) was retired" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
 
 
 def test_the_conditional_mini_generator_names_its_classes_as_the_world_does():
@@ -158,7 +167,7 @@ def test_the_conditional_mini_generator_names_its_classes_as_the_world_does():
 
 def test_the_bundled_models_stay_small():
     bundled = [spec.size for spec in registry.REGISTRY.values() if spec.bundled]
-    assert sum(bundled) < 40e6  # issue 18: every mini model together under 40 MB
+    assert sum(bundled) < 40e6  # every mini model together under 40 MB (docs/MINI_WORLD.md, "The world")
 
 
 def test_a_model_that_left_the_package_says_how_to_get_it_back(tmp_path, monkeypatch):

@@ -20,8 +20,9 @@ def _mini_world(domain: str, G_frozen, G_train, classes) -> dict:
 
 
 EVALUATORS = {"mini-world": _mini_world}
-# Earlier names of a world, still accepted: run dirs made while the mini world had a first version
-# before it say mini-world-2 (TrainConfig reads them under today's name).
+# Earlier names of a world, still accepted: run dirs made while a retired first mini world existed
+# beside this one name it mini-world-2. They score as before, and a resume that asks for today's name
+# is the same ground truth (`canonical_ground_truth`; docs/MINI_WORLD.md, "The world").
 ALIASES = {"mini-world-2": "mini-world"}
 
 

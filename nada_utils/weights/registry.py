@@ -195,41 +195,44 @@ _ENTRIES += [
     _clip("ViT-L/14@336px", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
 ]
 
-# Shipped inside the package: the mini world's models, trained by nada_utils/mini_world/recipe/ (see docs/MINI_WORLD.md).
+# Shipped inside the package: the mini world's models, trained by its recipe (nada_utils/mini_world/recipe/;
+# docs/MINI_WORLD.md, "Regenerating").
 _ENTRIES += [
     # The mini world's: its CLIP guides training; the judge scores it and is never seen by training (docs/MINI_WORLD.md).
     WeightSpec(name="mini-clip-2", filename="mini_clip_2.pt", kind="clip", gdrive_id=None, url=None,
                size=8_477_821, sha256="3268c097e07c30a49fbd584131b87ce75f242dfd9253c1e85eb82463f5fa6c1f",
-               description="mini world v2 CLIP (64 px ViT, patch 16): knows the 4 domains and 3 hard negatives",
-               notes="bundled; regenerate with nada_utils/mini_world/recipe/train_clip.py --patch 16",
+               description="mini world CLIP (64 px ViT, patch 16): knows the 4 domains and 3 hard negatives",
+               notes="bundled; regenerate with python -m nada_utils.mini_world.recipe.train_clip --patch 16",
                bundled="mini_world/weights/mini_clip_2.pt"),
     # Adversarially fine-tuned from mini-clip-2 (L2 radius 1): gradients that follow what the images
     # show, so that training draws outlines instead of buying the text with what the judge calls
     # other domains (docs/MINI_WORLD.md). The sketch presets' CLIP.
     WeightSpec(name="mini-clip-2-robust", filename="mini_clip_2_robust.pt", kind="clip", gdrive_id=None, url=None,
                size=8_477_821, sha256="51c80748fc64f3e2db91a27b64e7701a155919cbe9b6a4e2bf3d64f0a653157a",
-               description="mini world v2 CLIP, patch 16, adversarially fine-tuned from mini-clip-2 (radius 1)",
-               notes="bundled; regenerate with nada_utils/mini_world/recipe/train_clip.py --init mini_clip_2.pt --adv-eps 1 "
-                     "--patch 16 --steps 600 --lr 3e-4 --seed 3",
+               description="mini world CLIP, patch 16, adversarially fine-tuned from mini-clip-2 (radius 1)",
+               notes="bundled; regenerate with python -m nada_utils.mini_world.recipe.train_clip --init mini_clip_2.pt "
+                     "--adv-eps 1 --patch 16 --steps 600 --lr 3e-4 --seed 3",
                bundled="mini_world/weights/mini_clip_2_robust.pt"),
     # No longer bundled (the robust CLIP took its place within the bundle's 40 MB); same checksum as shipped.
     WeightSpec(name="mini-clip-2-p32", filename="mini_clip_2_p32.pt", kind="clip", gdrive_id=None, url=None,
                size=9_064_573, sha256="34e0b0c8f1da56a8429ff981358b12840496b78f31a9d8f6d090c211c6b01259",
-               description="mini world v2 CLIP, patch 32 (its own seed): paired with mini-clip-2 as ViT-B/32 with ViT-B/16",
+               description="mini world CLIP, patch 32 (its own seed): paired with mini-clip-2 as ViT-B/32 with ViT-B/16",
                restore="no longer shipped; restore the file with git show "
                        "fe3bccb:nada_utils/mini_world/weights/mini_clip_2_p32.pt > mini_clip_2_p32.pt (or regenerate it "
-                       "with nada_utils/mini_world/recipe/train_clip.py --patch 32 --steps 1000 --seed 1)"),
+                       "with python -m nada_utils.mini_world.recipe.train_clip --patch 32 --steps 1000 --seed 1)"),
     # Class-conditional: the class is the shape (a step of one coordinate of z was more than regression
     # could teach a small generator; docs/MINI_WORLD.md). Names as world.SHAPES (tested).
     WeightSpec(name="mini-photo-2", filename="mini_photo_2.pt", kind="generator-rosinality", gdrive_id=None, url=None,
                size=3_331_273, sha256="42509758645f75b3c18ed7857e332c6a648ca8612ecbbaded7fbf7818060e0bd",
-               description="mini world v2 StyleGAN2, 64x64, class = shape: G(z, c) draws the photo of scene(z, c)",
-               notes="bundled; regenerate with nada_utils/mini_world/recipe/train_generator.py --conditional (docs/MINI_WORLD.md)",
+               description="mini world StyleGAN2, 64x64, class = shape: G(z, c) draws the photo of scene(z, c)",
+               notes="bundled; regenerate with python -m nada_utils.mini_world.recipe.train_generator --conditional "
+                     "(docs/MINI_WORLD.md)",
                bundled="mini_world/weights/mini_photo_2.pt", class_names=("circle", "square", "triangle")),
     WeightSpec(name="mini-judge", filename="mini_judge.pt", kind="mini-judge", gdrive_id=None, url=None,
                size=863_695, sha256="2f7644175de51487a33df17bee808fe485b984cd7ab7406f727fe91d184f3ae0",
-               description="mini world v2 judge (small CNN): domain of 7 (targets and hard negatives) and shape",
-               notes="bundled; regenerate with nada_utils/mini_world/recipe/train_judge.py", bundled="mini_world/weights/mini_judge.pt"),
+               description="mini world judge (small CNN): domain of 7 (targets and hard negatives) and shape",
+               notes="bundled; regenerate with python -m nada_utils.mini_world.recipe.train_judge",
+               bundled="mini_world/weights/mini_judge.pt"),
 ]
 
 REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in _ENTRIES}
@@ -242,18 +245,20 @@ def cache_dir() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "nada"
 
 
-# Models nada no longer ships, and where they still load: the first mini world's, which rewarded a blank
-# page (docs/MINI_WORLD.md); the last commit with them is named so that an old run dir stays reachable.
-LAST_WITH_FIRST_WORLD = "7fbe104"
+# Models nada no longer ships, and a commit where they still load: the first mini world's, whose CLIP
+# told a sketch by its white page (docs/MINI_WORLD.md, "The world"). The commit is named so that a run
+# dir made with them stays reachable; it is the last one before the work that retired them.
+FIRST_WORLD_COMMIT = "7fbe104"
 RETIRED = {"mini-photo": "the first mini world's generator", "mini-clip": "the first mini world's CLIP"}
 
 
 def check_not_retired(name, run_dir=None) -> None:
     """Refuse, in one line, a model name that nada no longer ships (a run dir's, when `run_dir` is given)."""
     if str(name) in RETIRED:
-        made = f"{run_dir} was made with {name}" if run_dir is not None else f"{name} is"
-        raise NadaError(f"{made} ({RETIRED[str(name)]}), retired after commit {LAST_WITH_FIRST_WORLD}; to load it, "
-                        f"check out that commit (git checkout {LAST_WITH_FIRST_WORLD}), or train again with a mini-* preset")
+        model = f"{name} ({RETIRED[str(name)]})"
+        what = f"{run_dir} was made with {model}, retired" if run_dir is not None else f"{model} was retired"
+        raise NadaError(f"{what} after commit {FIRST_WORLD_COMMIT}; to load {'this run' if run_dir else 'it'}, check out "
+                        f"that commit (git checkout {FIRST_WORLD_COMMIT}), or train again with a mini-* preset")
 
 
 def get_spec(name: str) -> WeightSpec:
