@@ -1,8 +1,9 @@
 """The mini world's judge: a small CNN that names an image's domain and shape, and that training never sees.
 
 The mini CLIP guides adaptation, so it cannot also score it: a generator trained against a model
-finds what that model likes. The judge is trained separately (`nada_utils/mini_world/recipe/train_judge.py`)
-on renders of `world` with augmentations that cover a generator's blur and noise. Only
+finds what that model likes. The judge is trained separately (`python -m
+nada_utils.mini_world.recipe.train_judge`) on renders of `world` with augmentations that cover a
+generator's blur and noise. Only
 `mini_world.metrics` imports this module (`tests/test_layers.py` checks it), so no loss, layer
 selection or checkpoint rule of the trainer can depend on it.
 """
@@ -55,7 +56,8 @@ def load_judge(name_or_path: str = "mini-judge", device: torch.device | str = "c
 
     path = fetch(name_or_path) if name_or_path in REGISTRY else Path(name_or_path)
     if not path.is_file():
-        raise NadaError(f"no judge file at {path}; use mini-judge or a file written by nada_utils/mini_world/recipe/train_judge.py")
+        raise NadaError(f"no judge file at {path}; use mini-judge or a file written by "
+                        f"python -m nada_utils.mini_world.recipe.train_judge")
     state = load_pt(path)
     try:
         judge = Judge(**state["arch"])
@@ -63,7 +65,7 @@ def load_judge(name_or_path: str = "mini-judge", device: torch.device | str = "c
     except (KeyError, TypeError, RuntimeError, AttributeError) as e:
         first_line = (str(e).splitlines() or [""])[0]
         raise NadaError(f"{path} is not a mini-world judge ({type(e).__name__}: {first_line}); "
-                        f"rebuild it with nada_utils/mini_world/recipe/train_judge.py") from None
+                        f"rebuild it with python -m nada_utils.mini_world.recipe.train_judge") from None
     return judge.eval().requires_grad_(False).to(device)
 
 

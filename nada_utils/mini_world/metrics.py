@@ -1,4 +1,4 @@
-"""Honest metrics of the second mini world: what a person would check, scored by a judge training never saw.
+"""Honest metrics of the mini world: what a person would check, scored by a judge training never saw.
 
 For held-out z the scene is known (`world.scene_from_z`), so is the true target image and the
 shape's mask. Headline figures, each with the frozen generator's value beside it:
@@ -26,7 +26,7 @@ EDGE_THRESHOLD = 0.1  # a step of 0.1 in brightness (images in [0, 1]) is an edg
 
 def sobel(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Horizontal and vertical Sobel responses of `[N, 1, H, W]` images, reflect-padded: zero padding
-    would give every bright image a frame of edges (issue 18). Both worlds' edge measures use it."""
+    would give every bright image a frame of edges (docs/MINI_WORLD.md, "The world")."""
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=gray.device).view(1, 1, 3, 3)
     padded = F.pad(gray, (1, 1, 1, 1), mode="reflect")
     return F.conv2d(padded, kx), F.conv2d(padded, kx.transpose(2, 3))
@@ -105,7 +105,7 @@ def held_out(G, n: int, classes: list[int] | None = None):
     if not G.c_dim:
         return z, None, scene_from_z(z)
     if G.c_dim != len(SHAPES):
-        raise NadaError(f"mini-world-2 scores generators whose {len(SHAPES)} classes are its shapes "
+        raise NadaError(f"mini-world scores generators whose {len(SHAPES)} classes are its shapes "
                         f"({', '.join(SHAPES)}), not {G.c_dim} classes; drop the ground truth")
     labels = cycle_classes(list(range(len(SHAPES))) if classes is None else classes, n)
     return z, labels, scene_from_z(z, labels)

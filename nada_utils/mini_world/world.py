@@ -1,7 +1,7 @@
-"""The mini world, second version: domains that differ in their marks, not in their page (issue 18).
+"""The mini world: domains that differ in their marks, not in their page (docs/MINI_WORLD.md, "The world").
 
-The first world (`renderer.py`, which the bundled models were trained on) let a CLIP tell "sketch"
-from "photo" by the page's brightness, so whitening everything scored as a sketch. Here:
+A world whose sketches were simply lighter pages would let a CLIP tell "sketch" from "photo" by the
+page's brightness, and whitening everything would score as a sketch (a retired first world did). Here:
 - photos lie on light and on dark backgrounds; sketches on white and on toned paper;
 - two hard negatives share everything with a target but its marks: "a black and white photo" (the
   photo in grey: no colour, no lines, like a sketch) and "a blank page" (the sketch's paper, no marks);
@@ -11,11 +11,11 @@ from "photo" by the page's brightness, so whitening everything scored as a sketc
 brightness, mean red, green or blue, saturation, contrast) tells a target from the other domains.
 
 Scenes are vectors in [0, 1]^SCENE_DIM (`SCENE` names the coordinates). Every factor is continuous
-in z except the shape, a step of one coordinate. Shapes are upright, large and in the middle: the
-first world's shapes (rotated, moved and scaled by z) were more than its small generator could learn
-by regression, and it drew every one as a blob. What adaptation must change, the marks, is no simpler. `render` draws scenes `[N, SCENE_DIM]` as `[N, 3, R, R]`
-in [-1, 1] (2x supersampled); `shape_mask` gives the shape's coverage, so metrics can score the shape
-and the page apart.
+in z except the shape, a step of one coordinate. Shapes are upright, large and in the middle: shapes
+rotated, moved and scaled by z are more than a small generator learns by regression (it draws every
+one as a blob). What adaptation must change, the marks, is no simpler. `render` draws scenes
+`[N, SCENE_DIM]` as `[N, 3, R, R]` in [-1, 1] (2x supersampled); `shape_mask` gives the shape's
+coverage, so metrics can score the shape and the page apart.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def describe(scenes: torch.Tensor) -> list[tuple[str, str]]:
 
 
 def hsv(h, s, v):
-    """HSV in [0, 1] (broadcastable tensors) -> RGB `[..., 3]` (both worlds draw with it)."""
+    """HSV in [0, 1] (broadcastable tensors) -> RGB `[..., 3]`."""
     k = torch.stack(torch.broadcast_tensors((5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6), -1)
     s, v = torch.broadcast_tensors(s, v)
     return v[..., None] - v[..., None] * s[..., None] * torch.minimum(k, 4 - k).clamp(0, 1)

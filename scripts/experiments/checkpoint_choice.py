@@ -2,7 +2,7 @@
 
 Usage: python scripts/experiments/checkpoint_choice.py RUN [RUN ...] [--table] [--copy results/mini-evaluation]
 
-Every run dir was trained with a `mini-world-2:DOMAIN` ground truth, so each checkpoint's row in eval.jsonl
+Every run dir was trained with a `mini-world:DOMAIN` ground truth, so each checkpoint's row in eval.jsonl
 holds the judge's figures beside the CLIP metrics. The ground truth's best checkpoint is the highest
 `judged_target x shape_kept` (either share alone rewards a run that drops the other). Each candidate rule
 sees only what training can see (CLIP similarity, direction, diversity, structure); for each, the share of
@@ -74,7 +74,7 @@ RULES = {
 def load(run: Path) -> list[dict]:
     rows = sorted(read_evals(run), key=lambda r: r["step"])
     if not rows or "judged_target" not in rows[0]:
-        raise NadaError(f"{run} has no checkpoint rows with the judge's figures; train it with a mini-world-2 ground truth")
+        raise NadaError(f"{run} has no checkpoint rows with the judge's figures; train it with a mini-world ground truth")
     return rows
 
 

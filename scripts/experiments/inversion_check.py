@@ -3,8 +3,8 @@
 Usage: python scripts/experiments/inversion_check.py [--scenes 9] [--steps 500] [--latent w+] [--adapted RUN]
        [--out results/mini-inversion]
 
-For held-out scenes of the second world (latents no training run ever drew), it renders the photo
-with the procedural renderer (not with the generator), inverts it into the run's generator
+For held-out scenes of the world (latents no training run ever drew), it renders the photo with
+the world's renderer (`world.render`, not with the generator), inverts it into the run's generator
 (`mini-photo-2`) through the same code as `python -m nada_utils invert` (LPIPS when cached, else the
 CLIP + pixel fallback with mini-clip-2), renders the latent with the adapted sketch generator, and
 scores the adapted images against the scenes' TRUE sketches with the mini world's metrics

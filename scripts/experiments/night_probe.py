@@ -1,7 +1,7 @@
 """Why the mini-night preset fails: what the judge calls night, and whether a generator draws the stars.
 
 The night is the dark photo plus a rim light and 18 stars at fixed places of the sky (`world.STARS`).
-Four probes on held-out scenes (docs/MINI_WORLD.md, "Night"):
+Four probes on held-out scenes (docs/MINI_WORLD.md, "Why the night fails"):
 
 1. the judge on made-up images: the dark photo with the sky's stars, with 18 stars elsewhere, with
    coloured speckle (a grainy generator's look);
@@ -36,8 +36,6 @@ from pathlib import Path
 
 import torch
 
-from nada_utils.mini_world.recipe.train_generator import loss_fn
-
 from nada_utils import load_clip, load_generator
 from nada_utils.adapt.clip_guide import ClipGuide
 from nada_utils.adapt.losses import directional_loss
@@ -47,6 +45,7 @@ from nada_utils.images import image_grid, save_image
 from nada_utils.mini_world import world as W
 from nada_utils.mini_world.judge import load_judge
 from nada_utils.mini_world.metrics import held_out, judged
+from nada_utils.mini_world.recipe.train_generator import loss_fn  # the generator's own loss, for the capacity check
 from nada_utils.models.rendering import class_input
 
 

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import torch
 
-# Each setting toggled alone from the mini-sketch preset (second world, its budget), or --reference.
+# Each setting toggled alone from the mini-sketch preset (at its budget unless --steps), or --reference.
+# The defaults are the official code's, so after the preset and --reference each row switches on one of
+# nada's departures (docs/REFERENCE.md); the last two start training at lr 0.01 with stored noise under
+# nada's old clamp of |ΔI| and under today's floor.
 SETTINGS = {  # name: (config overrides, make_config's reference flag)
     "mini-sketch": ({}, False),
     "reference (all switches)": ({}, True),

@@ -1,4 +1,6 @@
-"""Check the second mini world's models against issue 18's targets, with the judge as referee.
+"""Check the mini world's bundled models against their targets, with the judge as referee.
+
+The targets and the shipped models' figures: docs/MINI_WORLD.md, "The world".
 
 Usage: python -m nada_utils.mini_world.recipe.check_models [--generator FILE] [--clip FILE] [--judge FILE]
        [--n 512] [--out results/mini-world-2/models.json] [--grid results/mini-world-2/frozen.png]

@@ -35,7 +35,7 @@ def add_run_arguments(p, *, steps: int, batch: int, lr: float, pool: int | None 
 
 
 def random_renders(n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """n random scenes of the second world, each in a random domain of ALL_DOMAINS: (scenes, domains, images)."""
+    """n random scenes of the world, each in a random domain of ALL_DOMAINS: (scenes, domains, images)."""
     from nada_utils.mini_world.world import ALL_DOMAINS, SCENE_DIM, render_mixed
 
     scenes = torch.rand(n, SCENE_DIM, generator=gen).to(device)

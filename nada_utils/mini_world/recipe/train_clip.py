@@ -1,4 +1,4 @@
-"""Train the mini CLIP of the second world contrastively on renders of every domain and hard negative.
+"""Train the mini world's CLIP contrastively on renders of every domain and hard negative.
 
 Usage: python -m nada_utils.mini_world.recipe.train_clip --out mini_clip.pt [--steps 6000] [--batch 256]
        [--patch 8] [--seed 0] [--device cuda] [--state clip_state.pt] [--init CLIP.pt] [--adv-eps 3 --adv-steps 2 --adv-share 1]

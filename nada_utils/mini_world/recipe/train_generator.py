@@ -1,16 +1,16 @@
-"""Train the mini StyleGAN2 of the second world so that G(z) draws the photo of scene(z), corners included.
+"""Train the mini world's StyleGAN2 (`mini-photo-2`) so that G(z) draws the photo of scene(z), corners included.
 
-Usage: python -m nada_utils.mini_world.recipe.train_generator --out mini_photo_g.pt [--steps 12000] [--batch 32]
-       [--edge-weight 1.0] [--channels 128,128,64,32,16] [--init mini-photo] [--conditional] [--seed 0]
+Usage: python -m nada_utils.mini_world.recipe.train_generator --out mini_photo_2.pt [--steps 12000] [--batch 32]
+       [--edge-weight 1.0] [--channels 128,128,64,32,16] [--init FILE] [--conditional] [--seed 0]
        [--device cuda] [--state g_state.pt] [--stop-at STEP]
 
-Regression, not adversarial training: every z has a known target, render(scene_from_z(z), "photo"). Plain
-L1 lets a small generator round every corner into a blob (issue 18), because a corner is a few pixels
-of the loss. So the loss adds the L1 of the images' Sobel gradients (`--edge-weight`), which weighs an
-outline as much as the area inside it. It is our own Generator class in the rosinality layout (64 px,
+Regression, not adversarial training: every z has a known target, render(scene_from_z(z), "photo").
+Plain L1 lets a small generator round every corner into a blob (docs/MINI_WORLD.md, "The world"),
+because a corner is a few pixels of the loss. So the loss adds the L1 of the images' Sobel gradients
+(`--edge-weight`), which weighs an outline as much as the area inside it. It is our own Generator class in the rosinality layout (64 px,
 small channels), saved with save_generator like any other checkpoint. `--init` starts from another
-generator of the same architecture (the first world's `mini-photo` already draws colours, places,
-pages and light; on a CPU that saves most of the steps). The state is saved to --state every two
+generator of the same architecture (one that already draws colours, pages and light saves most of
+the steps on a CPU). The state is saved to --state every two
 minutes; the same command continues an interrupted run to the same result.
 
 `--conditional` makes a class-conditional generator whose class is the shape (circle, square,
