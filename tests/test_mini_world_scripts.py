@@ -20,6 +20,7 @@ def recipe(script: str) -> list[str]:
     """The command that runs one of the recipe's trainers: `python -m nada_utils.mini_world.recipe.NAME`."""
     return [sys.executable, "-m", f"nada_utils.mini_world.recipe.{Path(script.split()[0]).stem}"]
 
+
 CASES = {
     "train_judge.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
     "train_clip.py": ["--steps", "6", "--batch", "8", "--pool", "24", "--eval-n", "14"],
@@ -56,6 +57,29 @@ def test_a_stopped_training_continues_to_the_same_weights(tmp_path, script):
                              "--state", str(tmp_path / "split.state"), "--device", "cpu"],
                             capture_output=True, text=True, timeout=600, env=ENV)
     assert failed.returncode != 0 and "was started with" in failed.stderr
+
+
+def test_the_recipe_script_runs_every_trainer_as_a_module_into_out(tmp_path):
+    """train_world.sh (every shipped model, in order) with a stand-in python that only records its
+    arguments: each trainer is a module of the recipe, and every file lands in $OUT, relative to
+    the folder it is run from."""
+    import importlib.util
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text('#!/bin/sh\necho "$@" >> "$CALLS"\n[ "$1" = -c ] && echo cpu\nexit 0\n')
+    (bin_dir / "python").chmod(0o755)
+    script = ROOT / "nada_utils" / "mini_world" / "recipe" / "train_world.sh"
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls"), "OUT": "world"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines() if line.startswith("-m ")]
+    modules = [c[1] for c in calls]
+    assert modules == ["nada_utils.mini_world.recipe.train_clip"] * 2 + ["nada_utils.mini_world.recipe.train_generator"] * 2 \
+        + ["nada_utils.mini_world.recipe.train_clip"], modules
+    assert all(importlib.util.find_spec(m) for m in modules)
+    outs = [c[c.index("--out") + 1] for c in calls]
+    assert all(o.startswith("world/") for o in outs) and (tmp_path / "world" / "train_clip.log").is_file()
 
 
 def test_the_conditional_generator_starts_from_an_unconditional_one_that_stopped_at_a_step(tmp_path):
@@ -184,3 +208,37 @@ def test_seed_ablation_compares_each_variant_with_the_reference_over_seeds(tmp_p
     assert verdicts["mixing 0.9"] == "**wins**"  # better mean and better worst seed
     assert verdicts["lr 0.0016"] == "loses"  # better mean, worse worst seed
     assert "| mixing 0.9 | 0.900 (0.850) |" in text and "reference, 350 steps" in text
+
+
+def load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_reference_effect_is_a_valid_mini_sketch_config():
+    """reference_effects.py mini trains these (docs/REFERENCE.md's figures): each is the preset with
+    its overrides, and the departures are what they say."""
+    from nada_utils.adapt.config import make_config
+
+    settings = load_script("reference_effects").SETTINGS
+    configs = {name: make_config("mini-sketch", reference=reference, **overrides)
+               for name, (overrides, reference) in settings.items()}
+    preset = configs["mini-sketch"]
+    assert preset.ground_truth == "mini-world:sketch" and preset.noise == "random" and preset.mixing_cutoff == "independent"
+    assert configs["noise stored"].noise == "stored" and configs["layers official"].layers == "official"
+    assert configs["auto-official:4"].layers == "auto-official:4" and configs["reference (all switches)"].reference
+    assert configs["auto:4, templates, selection templates"].selection_text == "templates"
+
+
+def test_the_start_of_training_probe_runs_on_the_mini_world(tmp_path):
+    out = tmp_path / "start.json"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "start_of_training.py"), "--preset", "mini-sketch", "--steps",
+                           "2", "--batch", "3", "--threads", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env=ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["generator"] == "mini-photo-2" and summary["batch"] == 3 and set(summary["loss_at"]) == {"1"}

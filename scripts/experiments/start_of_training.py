@@ -17,7 +17,6 @@ import math
 import time
 from pathlib import Path
 
-
 import torch
 
 from nada_utils.adapt.config import make_config
@@ -60,7 +59,10 @@ def main() -> int:
     rows = []
     for it in range(args.steps):
         t0 = time.perf_counter()
-        latents = sample_latents(sampler, cfg.batch, z_dim=G.z_dim, num_ws=G.num_ws, mixing=0.0, device=device)
+        # Stored noise and no style mixing, so that ΔI is exactly 0 at the first step (what the floor is for);
+        # a conditional generator's latents take their classes as training's do.
+        latents = sample_latents(sampler, cfg.batch, z_dim=G.z_dim, num_ws=G.num_ws, mixing=0.0, device=device,
+                                 classes=setup.classes)
         loss, _ = backward_step(setup, optimizer, latents, setup.directions, settings, device)
         grad = math.sqrt(sum(float(q.grad.square().sum()) for q in params if q.grad is not None))
         before = [q.detach().clone() for q in params]

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Train (or continue) the second mini world's generator and CLIPs: one command for a lent GPU or a CPU.
+# Train (or continue) the mini world's generator and CLIPs: one command for a lent GPU or a CPU.
 # These are the commands that made the shipped mini-photo-2, mini-clip-2 and mini-clip-2-robust (and
 # mini-clip-2-p32, shipped until 2026-12-02).
 #
 #   OUT=runs/world bash nada_utils/mini_world/recipe/train_world.sh      # models, states and logs in $OUT
 #
+# $OUT is relative to the folder it is run from; nada_utils must be importable (pip install -e .).
+#
 # Every script saves its state in $OUT every two minutes and continues from it when run again, so an
 # interrupted run (a VM that went away, a device lease that ran out) loses at most two minutes. On a
 # GPU the generator and the CLIPs go side by side; on a CPU one after the other. The judge is already shipped
-# (nada_utils/mini_world/weights/mini_judge.pt); check the results with nada_utils/mini_world/recipe/check_models.py.
+# (nada_utils/mini_world/weights/mini_judge.pt); check the results with python -m nada_utils.mini_world.recipe.check_models.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/world}
 mkdir -p "$OUT"
 DEVICE=$(python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
