@@ -147,7 +147,8 @@ def test_the_first_mini_worlds_models_are_refused_in_one_line(tmp_path, capsys):
         run.mkdir()
         (run / "config.json").write_text(json.dumps({"generator": generator, "clip_models": [clip], "clip_weights": [1.0],
                                                      "ground_truth": "mini-world:sketch"}))
-        for args in (["train", "--out", str(run), "--resume"], ["evaluate", "--run", str(run)]):
+        for args in (["train", "--out", str(run), "--resume"], ["evaluate", "--run", str(run)],
+                     ["generate", "--checkpoint", str(run), "--seeds", "0", "--out", str(tmp_path / "g.png")]):
             assert main(args) == 2
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and f"{run} was made with {'mini-photo' if generator == 'mini-photo' else clip} (" in err[0]

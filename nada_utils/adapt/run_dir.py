@@ -222,10 +222,16 @@ def adapted_generator_path(path_or_run_dir) -> tuple[Path, str | None]:
     run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
     frozen = None
     if (run_dir / "config.json").is_file():
+        from nada_utils.weights.registry import check_not_retired
+
         try:
-            frozen = json.loads((run_dir / "config.json").read_text()).get("generator")
+            saved = json.loads((run_dir / "config.json").read_text())
         except (OSError, ValueError):
-            frozen = None
+            saved = {}
+        saved = saved if isinstance(saved, dict) else {}
+        frozen = saved.get("generator")
+        for name in (frozen, *saved.get("clip_models", ())):  # as read_config refuses them
+            check_not_retired(name, run_dir)
     if path.is_dir():
         if (path / "generator.pt").is_file():
             return path / "generator.pt", frozen

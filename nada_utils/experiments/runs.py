@@ -68,7 +68,7 @@ def _train_one(run_dir: str, cfg: dict, sync_dir: str | None, threads: int | Non
     t0 = time.time()
     log = (lambda _: None) if not progress else None
     resume = run_exists(run_dir, sync_dir)
-    mirroring = mirror(run_dir, sync_dir, resume=resume, **({"log": log} if log else {})) \
+    mirroring = mirror(run_dir, sync_dir, resume=resume, log=log or print) \
         if mirror is not None and sync_dir is not None else contextlib.nullcontext()
     try:
         with mirroring as on_save:

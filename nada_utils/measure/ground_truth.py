@@ -38,8 +38,8 @@ def check_ground_truth(name: str | None) -> None:
     """Validate a `world:domain` name early, before any training."""
     if name is None:
         return
-    world, sep, domain = name.partition(":")
-    if ALIASES.get(world, world) not in EVALUATORS or not sep or not domain:
+    world, sep, domain = canonical_ground_truth(name).partition(":")
+    if world not in EVALUATORS or not sep or not domain:
         raise NadaError(f"unknown ground truth {name!r}; use WORLD:DOMAIN with WORLD one of {', '.join(EVALUATORS)}")
 
 
@@ -47,5 +47,5 @@ def evaluate_ground_truth(name: str, G_frozen, G_train, classes: list[int] | Non
     """Metrics of G_train against the true target images of ground truth `name` ("mini-world:sketch");
     for a class-conditional generator, over `classes` (default all) with a `per_class` breakdown."""
     check_ground_truth(name)
-    world, _, domain = name.partition(":")
-    return EVALUATORS[ALIASES.get(world, world)](domain, G_frozen, G_train, classes)
+    world, _, domain = canonical_ground_truth(name).partition(":")
+    return EVALUATORS[world](domain, G_frozen, G_train, classes)
